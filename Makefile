@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: MIT
+#
+# gmem: a plain GNU Makefile.
+#
+#   make              build/libgmem.a, build/libgmem.so, the tool ./gmem
+#   make check        the above, the unit tests, then tests/run.sh
+#   make asan         make check in build-asan/ with ASan+UBSan
+#   make tsan         make check in build-tsan/ with TSan
+#   make install      PREFIX=/usr/local DESTDIR= (library, header, tool, .pc)
+#   make clean
+#
+# One set of variables picks a build: BUILD (the directory), OPT and SAN,
+# e.g. `make check BUILD=build-asan OPT=-O1 SAN=-fsanitize=address`; asan
+# and tsan are only that.  A build directory remembers its flags and
+# rebuilds everything when they change.  CC defaults to gcc (make CC=clang
+# works); CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS add to the project's own.
+
+MAKEFLAGS += -r
+.SUFFIXES:
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+BUILD ?= build
+OPT ?= -O2
+SAN ?=
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	      -fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+
+VERSION := $(shell sed -n 's/.*GMEM_VERSION_STRING "\(.*\)".*/\1/p' include/gmem.h)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+
+# Libraries the library needs beyond libc (e.g. -lurcu) go here.
+GMEM_LIBS :=
+
+GMEM_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS)
+# -fPIC: one set of objects serves the static and the shared library.
+GMEM_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -g -pthread \
+	       -fvisibility=hidden -fPIC $(SAN) $(CFLAGS)
+GMEM_LDFLAGS := -pthread $(SAN) $(LDFLAGS)
+GMEM_LDLIBS := $(GMEM_LIBS) $(LDLIBS)
+# Catch undefined symbols in the .so, except where a sanitizer runtime
+# provides them only at program link time.
+SO_DEFS := $(if $(SAN),,-Wl,-z,defs)
+
+LIB_SRCS := $(wildcard src/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# Every tools/*.c is part of the gmem tool; all but its main (gmem.c) also
+# go into libgmemtools.a, for tests that replay traces.
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+TOOLLIB_OBJS := $(filter-out $(BUILD)/tools/gmem.o,$(TOOL_OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
+UNIT_BINS := $(UNIT_OBJS:%.o=%)
+
+STATIC := $(BUILD)/libgmem.a
+TOOLLIB := $(BUILD)/libgmemtools.a
+SHARED := $(BUILD)/libgmem.so.$(VERSION)
+SHARED_LINKS := $(BUILD)/libgmem.so.$(MAJOR) $(BUILD)/libgmem.so
+TOOL := $(BUILD)/gmem
+
+# The top-level ./gmem is the default build's tool.
+ifeq ($(BUILD),build)
+TOP_TOOL := gmem
+endif
+
+.PHONY: all tests check asan tsan install clean FORCE
+.DEFAULT_GOAL := all
+
+all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(TOOL) $(TOP_TOOL)
+
+tests: all $(UNIT_BINS)
+
+check: tests
+	tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) check BUILD=build-asan OPT=-O1 SAN='$(ASAN_FLAGS)'
+
+tsan:
+	$(MAKE) check BUILD=build-tsan OPT=-O1 SAN='$(TSAN_FLAGS)'
+
+# Rebuild everything in $(BUILD) when the flags change.
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(CC) $(GMEM_CPPFLAGS) $(GMEM_CFLAGS) $(GMEM_LDFLAGS) $(GMEM_LDLIBS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(GMEM_CPPFLAGS) $(GMEM_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(TOOLLIB): $(TOOLLIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libgmem.so.$(MAJOR) $(SO_DEFS) \
+		$(GMEM_LDFLAGS) -o $@ $^ $(GMEM_LDLIBS)
+
+$(SHARED_LINKS): $(SHARED)
+	ln -sf libgmem.so.$(VERSION) $@
+
+$(TOOL): $(TOOL_OBJS) $(STATIC)
+	$(CC) $(GMEM_LDFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(GMEM_LDLIBS)
+
+gmem: $(TOOL)
+	cp $< $@
+
+# Each tests/unit/test_*.c is a program of its own.
+$(UNIT_BINS): %: %.o $(TOOLLIB) $(STATIC)
+	$(CC) $(GMEM_LDFLAGS) -o $@ $< $(TOOLLIB) $(STATIC) $(GMEM_LDLIBS)
+
+$(BUILD)/gmem.pc: include/gmem.h Makefile
+	@mkdir -p $(@D)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+		'includedir=$(INCLUDEDIR)' '' 'Name: gmem' \
+		'Description: guest memory on gigantic pages with safe in-place conversion' \
+		'Version: $(VERSION)' 'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -lgmem' \
+		'Libs.private: -pthread $(GMEM_LIBS)' > $@
+
+install: all $(BUILD)/gmem.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/gmem
+	install -m 644 include/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libgmem.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libgmem.so.$(VERSION)
+	ln -sf libgmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgmem.so.$(MAJOR)
+	ln -sf libgmem.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libgmem.so
+	install -m 644 $(BUILD)/gmem.pc $(DESTDIR)$(LIBDIR)/pkgconfig/gmem.pc
+
+clean:
+	rm -rf $(sort build build-asan build-tsan $(BUILD)) gmem
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

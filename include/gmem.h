@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmem.h - guest memory on gigantic pages with safe in-place
+ * shared/private conversion.
+ *
+ * The objects follow guest_memfd and core-mm: a pool of huge pages
+ * (hugetlb hstate + subpool), files of guest memory with a per-4K
+ * private/shared attribute (guest_memfd inodes), folios (struct folio),
+ * host address spaces with 4K page tables (mm_struct), the guest's
+ * stage-2 map and one IOMMU map per file.
+ *
+ * Conventions:
+ * - Every function that can fail returns 0 or a negative errno.
+ * - Host and guest accesses return a positive outcome (GMEM_SIGBUS,
+ *   GMEM_GUEST_FAULT, GMEM_GUEST_HWPOISON) where the hardware would
+ *   deliver a signal or an exit rather than an error to the caller.
+ * - Offsets and lengths are bytes.  Ranges must be 4 KiB aligned, inside
+ *   the file and non-empty, or the call returns -EINVAL and changes
+ *   nothing.  Host and guest accesses take any byte offset.
+ * - A failing call changes nothing, except where a function says so.
+ * - The library is thread-safe: any function may be called from any
+ *   thread on any object.  It never prints and never exits.
+ */
+#ifndef GMEM_H
+#define GMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GMEM_VERSION_MAJOR 0
+#define GMEM_VERSION_MINOR 1
+#define GMEM_VERSION_PATCH 0
+#define GMEM_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define GMEM_API __attribute__((visibility("default")))
+#else
+#define GMEM_API
+#endif
+
+#define GMEM_PAGE_SIZE 4096ULL
+#define GMEM_2M (2ULL << 20)
+#define GMEM_1G (1ULL << 30)
+
+struct gmem_pool;
+struct gmem_file;
+struct gmem_mm;
+
+/** enum gmem_backing - where a pool's memory comes from. */
+enum gmem_backing {
+	GMEM_BACKING_AUTO,	/* hugetlb if enough free huge pages, else memfd */
+	GMEM_BACKING_HUGETLB,	/* memfd_create(MFD_HUGETLB | size flag) */
+	GMEM_BACKING_MEMFD,	/* plain memfd mapped at huge-page alignment */
+	GMEM_BACKING_NONE,	/* metadata only: content calls give -ENXIO */
+};
+
+/** enum gmem_policy - how a file backs its memory with folios. */
+enum gmem_policy {
+	GMEM_POLICY_4K,		/* 4K folios from outside the pool */
+	GMEM_POLICY_A,		/* huge folios stay intact; no long-term pins */
+	GMEM_POLICY_B_EAGER,	/* split to 4K at allocation */
+	GMEM_POLICY_B_LAZY,	/* split only as needed, merge back */
+};
+
+enum gmem_attr {
+	GMEM_PRIVATE = 0,
+	GMEM_SHARED = 1,
+};
+
+/* Outcomes of host and guest accesses (positive: not errors of the call). */
+#define GMEM_SIGBUS		1	/* host: private, poisoned or past EOF */
+#define GMEM_GUEST_FAULT	2	/* guest: past the end of the file */
+#define GMEM_GUEST_HWPOISON	3	/* guest: poisoned page */
+
+/* gmem_file_create() flags */
+#define GMEM_FILE_INIT_SHARED	(1U << 0)
+
+/* gmem_fault() / gmem_guest_access() flags */
+#define GMEM_WRITE		(1U << 0)
+
+/* gmem_pin() flags */
+#define GMEM_PIN_LONGTERM	(1U << 0)	/* FOLL_LONGTERM */
+#define GMEM_PIN_EXCLUSIVE	(1U << 1)	/* the seed RFC's FOLL_EXCLUSIVE */
+
+/* gmem_convert() flags */
+#define GMEM_CONVERT_ZERO	(1U << 0)	/* zero the pages that change */
+
+/* ---------------------------------------------------------------- pool */
+
+/**
+ * gmem_pool_create() - reserve a pool of huge pages.
+ * @page_size: GMEM_2M or GMEM_1G.
+ * @count: number of huge pages.
+ * @backing: where the memory comes from.
+ * @out: the new pool.
+ *
+ * The memory is mapped but not touched: a huge page costs real memory only
+ * once a file writes to it.
+ *
+ * Context: may sleep.
+ * Return: 0; -EINVAL for a bad size or backing; -ENOMEM when the memory
+ * cannot be had (hugetlb asked for and too few free huge pages).
+ */
+GMEM_API int gmem_pool_create(uint64_t page_size, uint64_t count,
+			      enum gmem_backing backing,
+			      struct gmem_pool **out);
+
+/**
+ * gmem_pool_destroy() - close every file still open and free the pool.
+ * Pins still held are dropped.  Context: may sleep; no other thread may
+ * use the pool or its objects any more.
+ */
+GMEM_API void gmem_pool_destroy(struct gmem_pool *pool);
+
+/** gmem_pool_backing() - the backing the pool actually uses (AUTO resolved). */
+GMEM_API enum gmem_backing gmem_pool_backing(const struct gmem_pool *pool);
+
+/** gmem_pool_page_size() - the pool's huge page size in bytes. */
+GMEM_API uint64_t gmem_pool_page_size(const struct gmem_pool *pool);
+
+/* ---------------------------------------------------------------- file */
+
+/**
+ * gmem_file_create() - create guest memory.
+ * @pool: the pool to draw huge pages from.
+ * @size: bytes, a non-zero multiple of the pool's huge page size.
+ * @policy: folio policy.
+ * @flags: GMEM_FILE_INIT_SHARED to start with every page shared.
+ * @out: the new file.
+ *
+ * Reserves size / page_size huge pages of the pool at once (nothing for
+ * GMEM_POLICY_4K); memory is allocated on first use.
+ *
+ * Context: may sleep.
+ * Return: 0; -EINVAL (size, policy or flags); -ENOMEM (too few unreserved
+ * free huge pages, or no memory for descriptors).
+ */
+GMEM_API int gmem_file_create(struct gmem_pool *pool, uint64_t size,
+			      enum gmem_policy policy, unsigned int flags,
+			      struct gmem_file **out);
+
+/**
+ * gmem_file_close() - punch the whole file and release its reservation.
+ * Pins still held stay valid until unpinned; their pages return to the pool
+ * on the last unpin.  The handle stays valid for error reporting: later
+ * calls on it return -EBADF, until the pool is destroyed.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
+ * Return: 0, or -EBADF if already closed.
+ */
+GMEM_API int gmem_file_close(struct gmem_file *file);
+
+GMEM_API uint64_t gmem_file_size(const struct gmem_file *file);
+GMEM_API enum gmem_policy gmem_file_policy(const struct gmem_file *file);
+
+/* ------------------------------------------------------------ host mm */
+
+/**
+ * gmem_mm_create() - a new host address space.
+ * @pool: the pool.
+ * @fork_from: NULL, or an mm whose mappings (not page-table entries, not
+ *             pins) the new one copies, as fork() does for MAP_SHARED.
+ * @out: the new mm.
+ * Return: 0 or -ENOMEM.
+ */
+GMEM_API int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
+			    struct gmem_mm **out);
+
+/**
+ * gmem_mmap() - a shared mapping of the whole file; host address == offset.
+ * Return: 0; -EEXIST if @mm maps @file already; -EBADF; -ENOMEM.
+ */
+GMEM_API int gmem_mmap(struct gmem_mm *mm, struct gmem_file *file);
+
+/**
+ * gmem_fault() - a host page fault at @off (any byte offset).
+ * @flags: GMEM_WRITE for a write fault.
+ *
+ * Installs one page-table entry for the 4K page (a reference and a
+ * mapcount on its folio) and allocates memory for a hole.  Blocks while a
+ * conversion or punch holds the file's invalidate lock.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
+ * Return: 0; GMEM_SIGBUS (private or poisoned page, past the end, or no
+ * memory for a hole); -EFAULT (@mm does not map @file); -EBADF.
+ */
+GMEM_API int gmem_fault(struct gmem_mm *mm, struct gmem_file *file,
+			uint64_t off, unsigned int flags);
+
+/**
+ * gmem_host_read() / gmem_host_write() - a host load or store through @mm.
+ * Fault in as gmem_fault() and access the real byte.
+ * Return: as gmem_fault(); -ENXIO for a pool without memory.
+ */
+GMEM_API int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file,
+			    uint64_t off, uint8_t *val);
+GMEM_API int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file,
+			     uint64_t off, uint8_t val);
+
+/* ---------------------------------------------------------------- pins */
+
+/**
+ * gmem_pin() - pin [@off, @off + @len) through @mm, as pin_user_pages().
+ * @flags: GMEM_PIN_LONGTERM, GMEM_PIN_EXCLUSIVE.
+ * @id: receives the pin's id (never reused within a pool).
+ * @pages: NULL, or an array of @len / 4096 pointers that receives the
+ *         address of each page's real bytes (NULL for backing NONE).
+ *
+ * All or nothing.  Faults each page in (page-table entries and memory for
+ * holes) and takes a pin on its folio: GUP_PIN_COUNTING_BIAS on a 4K folio,
+ * one reference and one pincount on a huge one.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
+ * Return: 0; -EINVAL (range); -EFAULT (@mm does not map @file, or a page
+ * is private); -EHWPOISON (a page is poisoned); -EOPNOTSUPP (long-term
+ * under GMEM_POLICY_A); -EBUSY (an exclusive pin exists on a page, or
+ * @flags has GMEM_PIN_EXCLUSIVE and another pin exists); -ENOMEM; -EBADF.
+ */
+GMEM_API int gmem_pin(struct gmem_mm *mm, struct gmem_file *file,
+		      uint64_t off, uint64_t len, unsigned int flags,
+		      uint64_t *id, void **pages);
+
+/**
+ * gmem_unpin() - drop a pin, wake conversions waiting for it.
+ * Does not take the invalidate lock, so it never waits for a conversion.
+ * Return: 0, or -ENOENT if no pin with @id is held.
+ */
+GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
+
+/* ---------------------------------------------------------- conversion */
+
+/**
+ * gmem_convert() - convert [@off, @off + @len) to @to, all or nothing.
+ * @flags: GMEM_CONVERT_ZERO zeroes the pages that change.
+ * @timeout_ms: how long to wait for short-term pins to go (0: not at all;
+ *              negative: forever).
+ * @error_offset: NULL, or receives the first offending page on -EAGAIN or
+ *                -EBUSY.
+ *
+ * Shared to private: takes the invalidate lock exclusively, zaps the drain
+ * set (the folios holding a page that changes) from every host mm, fails
+ * with -EBUSY at once on a long-term pin, waits up to @timeout_ms for
+ * short-term pins, then flips the attribute, zaps guest entries over the
+ * range and re-levels the IOMMU map.  Private to shared needs no reference
+ * check.  On failure nothing has changed, except that host entries zapped
+ * stay zapped (refaults restore them).
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
+ * Return: 0; -EINVAL; -EBUSY; -EAGAIN; -ENOMEM; -EBADF.
+ */
+GMEM_API int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
+			  enum gmem_attr to, unsigned int flags, int timeout_ms,
+			  uint64_t *error_offset);
+
+/**
+ * gmem_punch() - punch a hole in [@off, @off + @len).
+ * Parts of huge pages are zeroed; whole huge pages are unmapped everywhere
+ * and returned to the pool (deferred while a piece is pinned).  Attributes
+ * stay.
+ * Context: takes the invalidate lock exclusively.
+ * Return: 0; -EINVAL; -EBADF.
+ */
+GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
+
+/* --------------------------------------------------------------- guest */
+
+/**
+ * gmem_guest_access() - the guest touches every page of [@off, @off+@len).
+ * Each page without a guest entry gets the largest aligned block that holds
+ * it, lies in one huge page, has one attribute and no poisoned page.
+ * Stops at the first failure, keeping what it mapped before.
+ * @len: bytes (rounded up to pages); 0 means one page.
+ * Return: 0; GMEM_GUEST_FAULT (past the end, or no memory);
+ * GMEM_GUEST_HWPOISON; -EBADF.
+ */
+GMEM_API int gmem_guest_access(struct gmem_file *file, uint64_t off,
+			       uint64_t len, unsigned int flags);
+GMEM_API int gmem_guest_read(struct gmem_file *file, uint64_t off,
+			     uint8_t *val);
+GMEM_API int gmem_guest_write(struct gmem_file *file, uint64_t off,
+			      uint8_t val);
+
+/**
+ * gmem_iommu_map() - map [@off, @off + @len) of shared pages for a device.
+ * From then on the file's IOMMU map holds exactly the shared, allocated,
+ * unpoisoned pages of its ranges, at the largest level allowed.
+ * Return: 0; -EINVAL; -EFAULT (a private page, at @error_offset);
+ * -EHWPOISON (a poisoned page, at @error_offset); -ENOMEM; -EBADF.
+ */
+GMEM_API int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,
+			    uint64_t *error_offset);
+
+/**
+ * gmem_poison() - memory-failure injection on the 4K page at @off.
+ * Return: 0; -EINVAL; -ENOMEM; -EBADF.
+ */
+GMEM_API int gmem_poison(struct gmem_file *file, uint64_t off);
+
+/* ----------------------------------------------------------- inspection */
+
+struct gmem_stats {
+	uint64_t pool_total, pool_free, pool_resv, pool_retired;
+	uint64_t folios_1g, folios_2m, folios_4k;
+	uint64_t shatters, collapses;
+	uint64_t meta_bytes, vmemmap_bytes;
+	uint64_t guest_1g, guest_2m, guest_4k;
+	uint64_t iommu_1g, iommu_2m, iommu_4k;
+	uint64_t host_ptes, pins, conversions, eagain, ebusy, zaps;
+	/* beyond TRACE.md's list, printed only when named */
+	uint64_t eopnotsupp;	/* long-term pins refused (policy a) */
+	uint64_t pool_returned;	/* huge pages given back to the pool */
+	uint64_t pin_wait_ns;	/* time conversions waited for pins */
+};
+
+/**
+ * gmem_stats() - a consistent snapshot of the statistics.
+ * @file: NULL for the pool-wide figures.
+ * Return: 0 or -EBADF.
+ */
+GMEM_API int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
+			struct gmem_stats *out);
+
+/**
+ * gmem_stat_keys - the keys of struct gmem_stats by name, NULL-terminated,
+ * sorted; gmem_stat_nr_listed are the ones printed by default (TRACE.md).
+ */
+GMEM_API extern const char *const gmem_stat_keys[];
+GMEM_API extern const unsigned int gmem_stat_nr_listed;
+
+/** gmem_stat_get() - a key's value; -ENOENT for an unknown key. */
+GMEM_API int gmem_stat_get(const struct gmem_stats *s, const char *key,
+			   uint64_t *val);
+
+/**
+ * gmem_check() - run every invariant validator.
+ * @buf, @len: receives a one-line description of the first violation.
+ * Context: takes every file's invalidate lock exclusively, in turn.
+ * Return: 0 when every invariant holds, -EUCLEAN otherwise.
+ */
+GMEM_API int gmem_check(struct gmem_pool *pool, char *buf, size_t len);
+
+/** gmem_strerror_name() - "EAGAIN" for -EAGAIN, etc. */
+GMEM_API const char *gmem_errno_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GMEM_H */

@@ -1,0 +1,616 @@
+// SPDX-License-Identifier: MIT
+/*
+ * file.c - guest memory files: creation and close, the invalidate lock,
+ * the conversion protocol (gmem_convert()), punch-hole and memory failure.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------ invalidate lock */
+
+void inval_init(struct ginval *l)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	/* Writers first: a stream of faults must not starve a conversion. */
+	pthread_rwlockattr_setkind_np(&a,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&l->rw, &a);
+	pthread_rwlockattr_destroy(&a);
+	atomic_init(&l->readers, 0);
+	atomic_init(&l->writer_held, false);
+}
+
+void inval_destroy(struct ginval *l)
+{
+	pthread_rwlock_destroy(&l->rw);
+}
+
+void invalidate_lock_shared(struct gfile *f)
+{
+	pthread_rwlock_rdlock(&f->inval.rw);
+	/* relaxed: assertion bookkeeping only */
+	atomic_fetch_add_explicit(&f->inval.readers, 1, memory_order_relaxed);
+}
+
+void invalidate_unlock_shared(struct gfile *f)
+{
+	atomic_fetch_sub_explicit(&f->inval.readers, 1, memory_order_relaxed);
+	pthread_rwlock_unlock(&f->inval.rw);
+	file_kick_merges(f);
+}
+
+static void invalidate_lock_mark(struct gfile *f)
+{
+	/* relaxed: assertion bookkeeping, written by the holder only */
+	atomic_store_explicit(&f->inval.writer, pthread_self(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&f->inval.writer_held, true,
+			      memory_order_relaxed);
+}
+
+void invalidate_lock(struct gfile *f)
+{
+	pthread_rwlock_wrlock(&f->inval.rw);
+	invalidate_lock_mark(f);
+}
+
+static void __invalidate_unlock(struct gfile *f)
+{
+	atomic_store_explicit(&f->inval.writer_held, false,
+			      memory_order_relaxed);
+	pthread_rwlock_unlock(&f->inval.rw);
+}
+
+void invalidate_unlock(struct gfile *f)
+{
+	__invalidate_unlock(f);
+	file_kick_merges(f);
+}
+
+bool invalidate_held_exclusive(struct gfile *f)
+{
+	return atomic_load_explicit(&f->inval.writer_held,
+				    memory_order_relaxed) &&
+	       pthread_equal(atomic_load_explicit(&f->inval.writer,
+						  memory_order_relaxed),
+			     pthread_self());
+}
+
+bool invalidate_held(struct gfile *f)
+{
+	return invalidate_held_exclusive(f) ||
+	       atomic_load_explicit(&f->inval.readers, memory_order_relaxed) > 0;
+}
+
+/**
+ * file_kick_merges() - run merges that an unpin noted while the invalidate
+ * lock was taken.  Called after every release of the lock: whoever sees the
+ * flag and gets the lock does the work, so a noted merge is never lost.
+ */
+void file_kick_merges(struct gfile *f)
+{
+	/* seq_cst: the flag store in file_note_merge() and this load must
+	 * not both pass the lock operations, or the merge would be lost */
+	while (atomic_load_explicit(&f->merge_pending, memory_order_seq_cst)) {
+		if (pthread_rwlock_trywrlock(&f->inval.rw))
+			return;		/* the holder runs them on release */
+		invalidate_lock_mark(f);
+		pthread_mutex_lock(&f->lock);
+		file_run_merges(f);
+		pthread_mutex_unlock(&f->lock);
+		__invalidate_unlock(f);
+	}
+}
+
+/** file_enter_shared() - take the invalidate lock shared on an open file. */
+int file_enter_shared(struct gfile *f)
+{
+	invalidate_lock_shared(f);
+	if (f->closed) {
+		invalidate_unlock_shared(f);
+		return -EBADF;
+	}
+	return 0;
+}
+
+/** file_enter() - take the invalidate lock exclusively on an open file. */
+int file_enter(struct gfile *f)
+{
+	invalidate_lock(f);
+	if (f->closed) {
+		invalidate_unlock(f);
+		return -EBADF;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+bool range_ok(struct gfile *f, uint64_t off, uint64_t len)
+{
+	return len && !(off & (PAGE_SIZE - 1)) && !(len & (PAGE_SIZE - 1)) &&
+	       off < f->size && len <= f->size - off;
+}
+
+bool page_is_shared(struct gfile *f, uint64_t pg)
+{
+	return rs_test(&f->shared, pg);
+}
+
+bool page_is_poisoned(struct gfile *f, uint64_t pg)
+{
+	return rs_test(&f->poison, pg);
+}
+
+/* The next allocation-unit boundary after page @pg (skips a hole). */
+static uint64_t hole_end(struct gfile *f, uint64_t pg)
+{
+	if (f->policy == GMEM_POLICY_4K)
+		return f->small[pg >> PMD_ORDER] ? pg + 1 :
+		       ALIGN_DOWN(pg, PTRS) + PTRS;
+	return ALIGN_DOWN(pg, 1ULL << f->pool->order) + (1ULL << f->pool->order);
+}
+
+/*
+ * Zero the memory of pages [a, b) that is allocated and not poisoned
+ * (a poisoned page is never touched, as the kernel never touches one).
+ */
+static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
+{
+	uint64_t pg = a;
+
+	if (f->pool->backing == GMEM_BACKING_NONE)
+		return;
+	while (pg < b) {
+		struct gfolio *fo = folio_lookup(f, pg);
+		uint64_t x, end;
+
+		if (!fo) {
+			pg = MIN(b, hole_end(f, pg));
+			continue;
+		}
+		end = MIN(b, fo->index + folio_nr_pages(fo));
+		if (rs_first_in(&f->poison, pg, end, &x)) {
+			if (x == pg) {
+				pg++;
+				continue;
+			}
+			end = x;
+		}
+		uint8_t *d = fo->data + ((pg - fo->index) << PAGE_SHIFT);
+
+		if (fo->huge)
+			pool_zero(f->pool, d, (end - pg) << PAGE_SHIFT);
+		else
+			memset(d, 0, (end - pg) << PAGE_SHIFT);
+		pg = end;
+	}
+}
+
+/* ---------------------------------------------------------- file create */
+
+int gmem_file_create(struct gmem_pool *pool, uint64_t size,
+		     enum gmem_policy policy, unsigned int flags,
+		     struct gmem_file **out)
+{
+	struct gpool *p = to_pool(pool);
+	struct gfile *f;
+	uint64_t need = 0;
+	int ret = -ENOMEM;
+
+	if (!pool || !out || !size || size % p->page_size ||
+	    (unsigned int)policy > GMEM_POLICY_B_LAZY ||
+	    (flags & ~GMEM_FILE_INIT_SHARED))
+		return -EINVAL;
+	f = gmem_alloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->pool = p;
+	f->size = size;
+	f->nr_pages = size >> PAGE_SHIFT;
+	f->policy = policy;
+	inval_init(&f->inval);
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->pin_wait, NULL);
+	rs_init(&f->shared);
+	rs_init(&f->poison);
+	rs_init(&f->iommu_ranges);
+	rs_init(&f->merge_todo);
+	if (gmap_init(&f->guest, size) || gmap_init(&f->iommu, size))
+		goto err;
+	if ((flags & GMEM_FILE_INIT_SHARED) &&
+	    rs_add(&f->shared, 0, f->nr_pages))
+		goto err;
+	if (policy == GMEM_POLICY_4K) {
+		f->nr_small_dirs = size >> 21;
+		f->small = gmem_alloc(f->nr_small_dirs * sizeof(*f->small));
+		if (!f->small)
+			goto err;
+	} else {
+		f->nr_huge = size / p->page_size;
+		f->huge = gmem_alloc(f->nr_huge * sizeof(*f->huge));
+		if (!f->huge)
+			goto err;
+		need = f->nr_huge;
+	}
+	pthread_mutex_lock(&p->files_lock);
+	pthread_mutex_lock(&p->lock);
+	if (p->free - p->resv < need) {
+		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->files_lock);
+		goto err;
+	}
+	p->resv += need;
+	f->resv = need;
+	pthread_mutex_unlock(&p->lock);
+	f->next = p->files;
+	p->files = f;
+	pthread_mutex_unlock(&p->files_lock);
+	*out = (struct gmem_file *)f;
+	return 0;
+err:
+	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
+	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
+	gmap_destroy(&f->guest);
+	gmap_destroy(&f->iommu);
+	rs_destroy(&f->shared);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->pin_wait);
+	inval_destroy(&f->inval);
+	gmem_free(f, sizeof(*f));
+	return ret;
+}
+
+uint64_t gmem_file_size(const struct gmem_file *file)
+{
+	return ((const struct gfile *)file)->size;
+}
+
+enum gmem_policy gmem_file_policy(const struct gmem_file *file)
+{
+	return ((const struct gfile *)file)->policy;
+}
+
+int gmem_file_close(struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+	struct gpool *p;
+	int ret;
+
+	if (!file)
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	p = f->pool;
+	pthread_mutex_lock(&f->lock);
+	file_free_folios(f);
+	vma_destroy_all(f);
+	pthread_mutex_lock(&p->lock);
+	p->resv -= f->resv;
+	f->resv = 0;
+	f->closed = true;
+	pthread_mutex_unlock(&p->lock);
+	rs_destroy(&f->shared);
+	rs_destroy(&f->poison);
+	rs_destroy(&f->iommu_ranges);
+	rs_destroy(&f->merge_todo);
+	rs_init(&f->merge_todo);
+	gmap_destroy(&f->guest);
+	gmap_destroy(&f->iommu);
+	pinmap_destroy(&f->pinmap);
+	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
+	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
+	f->huge = NULL;
+	f->small = NULL;
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+
+	pthread_mutex_lock(&p->files_lock);
+	for (struct gfile **pp = &p->files; *pp; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+	f->next = p->zombies;
+	p->zombies = f;
+	pthread_mutex_unlock(&p->files_lock);
+	return 0;
+}
+
+/* ----------------------------------------------------------- conversion */
+
+/*
+ * The drain set, in offset order: each folio holding a shared page of
+ * [*pg, pg1).  Advances *pg past the folio returned.
+ */
+static struct gfolio *drain_next(struct gfile *f, uint64_t *pg, uint64_t pg1)
+{
+	uint64_t s, e;
+
+	while (*pg < pg1 && rs_next(&f->shared, *pg, &s, &e) && s < pg1) {
+		e = MIN(e, pg1);
+		for (uint64_t p = s; p < e;) {
+			struct gfolio *fo = folio_lookup(f, p);
+
+			if (fo) {
+				*pg = fo->index + folio_nr_pages(fo);
+				return fo;
+			}
+			p = hole_end(f, p);
+		}
+		*pg = e;
+	}
+	return NULL;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * drain() - prove that no host reference to the drain set of a shared to
+ * private conversion of [pg0, pg1) remains: zap it from every mm, fail at
+ * once on a long-term pin, wait up to @timeout_ms for short-term pins.
+ * Context: invalidate lock exclusive (no new fault or pin can start), file
+ * lock (dropped while waiting, so unpins can run).
+ */
+static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
+		 uint64_t *at)
+{
+	uint64_t pg, start = 0, deadline = 0;
+	struct gfolio *fo;
+	struct timespec ts;
+	int ret = 0;
+
+	assert_invalidate_exclusive(f);
+	for (pg = pg0; (fo = drain_next(f, &pg, pg1));)
+		zap_range(f, fo->index, fo->index + folio_nr_pages(fo));
+	for (pg = pg0; (fo = drain_next(f, &pg, pg1));) {
+		if (fo->longterm) {
+			*at = MAX(fo->index, pg0);
+			return -EBUSY;
+		}
+	}
+	if (timeout_ms) {
+		start = now_ns();
+		deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+	}
+	for (;;) {
+		for (pg = pg0; (fo = drain_next(f, &pg, pg1));)
+			if (folio_has_unexpected_refs(fo))
+				break;
+		if (!fo)
+			break;
+		*at = MAX(fo->index, pg0);
+		if (!timeout_ms || (timeout_ms > 0 && now_ns() >= deadline)) {
+			ret = -EAGAIN;
+			break;
+		}
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&f->pin_wait, &f->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t left = deadline - now_ns();
+
+		ts.tv_sec += (time_t)(left / 1000000000ULL);
+		ts.tv_nsec += (long)(left % 1000000000ULL);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f->pin_wait, &f->lock, &ts);
+	}
+	if (start)
+		pool_count(f->pool, &f->pool->run.pin_wait_ns, &f->c.pin_wait_ns,
+			   now_ns() - start);
+	return ret;
+}
+
+/* Whether converting [pg0, pg1) to @to changes any page. */
+static bool convert_changes(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			    enum gmem_attr to)
+{
+	uint64_t x;
+
+	return to == GMEM_SHARED ? rs_first_not_in(&f->shared, pg0, pg1, &x) :
+				   rs_first_in(&f->shared, pg0, pg1, &x);
+}
+
+/* Zero the pages of [pg0, pg1) whose attribute is not @to yet. */
+static void zero_changing(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			  enum gmem_attr to)
+{
+	uint64_t cur = pg0, s, e;
+
+	while (cur < pg1) {
+		bool more = rs_next(&f->shared, cur, &s, &e) && s < pg1;
+
+		if (!more) {
+			s = e = pg1;
+		}
+		e = MIN(e, pg1);
+		if (to == GMEM_PRIVATE && more)
+			zero_pages(f, s, e);
+		else if (to == GMEM_SHARED && s > cur)
+			zero_pages(f, cur, s);
+		cur = more ? e : pg1;
+	}
+}
+
+/**
+ * gmem_convert() - the conversion protocol; see gmem.h and DESIGN.md.
+ *
+ * 1. invalidate lock exclusive: faults and pins on the file wait;
+ * 2. shared -> private: drain() zaps the drain set, refuses long-term
+ *    pins (EBUSY), waits out short-term pins (EAGAIN on timeout);
+ * 3. prepare everything that allocates (attribute node, b-lazy splits),
+ *    undoing on failure;
+ * 4. commit: zero if asked, flip, zap guest entries, re-level the IOMMU;
+ * 5. b-lazy: merge blocks that became uniform; release the lock.
+ */
+int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
+		 enum gmem_attr to, unsigned int flags, int timeout_ms,
+		 uint64_t *error_offset)
+{
+	struct gfile *f = to_file(file);
+	struct gpool *p;
+	uint64_t pg0, pg1, at = 0;
+	int ret;
+
+	if (!file || (to != GMEM_PRIVATE && to != GMEM_SHARED) ||
+	    (flags & ~GMEM_CONVERT_ZERO))
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	p = f->pool;
+	if (!range_ok(f, off, len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pg0 = off >> PAGE_SHIFT;
+	pg1 = pg0 + (len >> PAGE_SHIFT);
+	pthread_mutex_lock(&f->lock);
+	if (!convert_changes(f, pg0, pg1, to))
+		goto done;
+	if (to == GMEM_PRIVATE) {
+		ret = drain(f, pg0, pg1, timeout_ms, &at);
+		if (ret) {
+			pool_count(p, ret == -EBUSY ? &p->run.ebusy : &p->run.eagain,
+				   ret == -EBUSY ? &f->c.ebusy : &f->c.eagain, 1);
+			if (error_offset)
+				*error_offset = at << PAGE_SHIFT;
+			goto unlock;
+		}
+	}
+	ret = rs_prepare(&f->shared);
+	if (!ret)
+		ret = file_split_for(f, pg0, pg1, to);
+	if (ret)
+		goto unlock;
+
+	if (flags & GMEM_CONVERT_ZERO)
+		zero_changing(f, pg0, pg1, to);
+	if (to == GMEM_SHARED)
+		ret = rs_add(&f->shared, pg0, pg1);
+	else
+		ret = rs_remove(&f->shared, pg0, pg1);
+	GM_BUG_ON(ret);		/* prepared above */
+	gmap_remove(&f->guest, off, off + len);
+	iommu_relevel(f, pg0, pg1);
+	file_note_merge(f, pg0, pg1);
+	file_run_merges(f);
+done:
+	pool_count(p, &p->run.conversions, &f->c.conversions, 1);
+unlock:
+	pthread_mutex_unlock(&f->lock);
+out:
+	invalidate_unlock(f);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- punch */
+
+int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
+{
+	struct gfile *f = to_file(file);
+	uint64_t pg0, pg1;
+	int ret;
+
+	if (!file)
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	if (!range_ok(f, off, len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pg0 = off >> PAGE_SHIFT;
+	pg1 = pg0 + (len >> PAGE_SHIFT);
+	pthread_mutex_lock(&f->lock);
+	ret = rs_prepare(&f->poison);
+	if (ret)
+		goto unlock;
+	if (f->policy == GMEM_POLICY_4K) {
+		for (uint64_t pg = pg0; pg < pg1;) {
+			if (!f->small[pg >> PMD_ORDER]) {
+				pg = ALIGN_DOWN(pg, PTRS) + PTRS;
+				continue;
+			}
+			file_release_small(f, pg++);
+		}
+		/* The poisoned memory left the file with its folios. */
+		rs_remove(&f->poison, pg0, pg1);
+		goto unlock;
+	}
+	unsigned int order = f->pool->order;
+	uint64_t n = 1ULL << order;
+	uint64_t ws = (pg0 + n - 1) & ~(n - 1), we = ALIGN_DOWN(pg1, n);
+
+	for (uint64_t slot = pg0 >> order; slot <= (pg1 - 1) >> order; slot++) {
+		uint64_t hs = slot << order, he = hs + n;
+		uint64_t a = MAX(pg0, hs), b = MIN(pg1, he);
+
+		if (a == hs && b == he)
+			file_release_huge(f, slot);
+		else if (f->huge[slot])
+			zero_pages(f, a, b);
+	}
+	if (ws < we)
+		rs_remove(&f->poison, ws, we);
+unlock:
+	pthread_mutex_unlock(&f->lock);
+out:
+	invalidate_unlock(f);
+	return ret;
+}
+
+/* --------------------------------------------------------------- poison */
+
+int gmem_poison(struct gmem_file *file, uint64_t off)
+{
+	struct gfile *f = to_file(file);
+	struct gfolio *fo;
+	uint64_t pg = off >> PAGE_SHIFT;
+	int ret;
+
+	if (!file)
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	if (!range_ok(f, off, PAGE_SIZE)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (page_is_poisoned(f, pg))
+		goto unlock;
+	ret = rs_prepare(&f->poison);
+	if (!ret)
+		ret = folio_get_or_alloc(f, pg, &fo, NULL);
+	if (ret)
+		goto unlock;
+	rs_add(&f->poison, pg, pg + 1);
+	/* memory_failure(): unmap from every host mm, drop guest entries. */
+	zap_range(f, pg, pg + 1);
+	gmap_remove(&f->guest, pg << PAGE_SHIFT, (pg + 1) << PAGE_SHIFT);
+	iommu_relevel(f, pg, pg + 1);
+unlock:
+	pthread_mutex_unlock(&f->lock);
+out:
+	invalidate_unlock(f);
+	return ret;
+}

@@ -1,0 +1,934 @@
+// SPDX-License-Identifier: MIT
+/*
+ * folio.c - folios of a file: lookup, allocation into holes, release,
+ * split and merge of huge pages.
+ *
+ * A huge page in use by a file is a struct ghuge whose root block is
+ * either intact (one folio of the pool's order) or split: a 1G block into
+ * 512 2M blocks, a 2M block into 512 order-0 folios.  The descriptors of a
+ * block's own folio are embedded in the block, so merging never allocates
+ * (the kernel series can fail to restore HVO with ENOMEM; gmem cannot).
+ *
+ * Everything here runs under the file's lock; structural changes (split,
+ * merge, release) also need the invalidate lock held exclusively, except
+ * for allocation into a hole, which any holder of the invalidate lock may do.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static unsigned int file_order(const struct gfile *f)
+{
+	return f->pool->order;
+}
+
+static void folio_init(struct gfolio *fo, unsigned int order, uint64_t index,
+		       uint8_t *data, struct ghuge *h)
+{
+	/* The file's own reference. */
+	atomic_store_explicit(&fo->refcount, 1, memory_order_relaxed);
+	atomic_store_explicit(&fo->mapcount, 0, memory_order_relaxed);
+	atomic_store_explicit(&fo->pincount, 0, memory_order_relaxed);
+	fo->longterm = 0;
+	fo->order = (uint8_t)order;
+	fo->flags = 0;
+	fo->index = index;
+	fo->data = data;
+	fo->huge = h;
+}
+
+int folio_level(const struct gfolio *fo)
+{
+	return fo->order == PUD_ORDER ? GMAP_1G :
+	       fo->order == PMD_ORDER ? GMAP_2M : GMAP_4K;
+}
+
+static struct gfolio *block_folio(struct gblock *b, unsigned int order,
+				  uint64_t rel)
+{
+	if (!b->split)
+		return &b->folio;
+	if (order == PUD_ORDER)
+		return block_folio(&b->child[rel >> PMD_ORDER], PMD_ORDER,
+				   rel & (PTRS - 1));
+	return &b->small[rel];
+}
+
+/**
+ * folio_lookup() - the folio holding page @pg of @f, or NULL for a hole.
+ * Context: file lock held.
+ */
+struct gfolio *folio_lookup(struct gfile *f, uint64_t pg)
+{
+	if (f->policy == GMEM_POLICY_4K) {
+		struct gfolio **dir = f->small[pg >> PMD_ORDER];
+
+		return dir ? dir[pg & (PTRS - 1)] : NULL;
+	}
+	struct ghuge *h = f->huge[pg >> file_order(f)];
+
+	return h ? block_folio(&h->blk, file_order(f), pg - h->index) : NULL;
+}
+
+bool file_is_allocated(struct gfile *f, uint64_t pg)
+{
+	if (f->policy == GMEM_POLICY_4K)
+		return folio_lookup(f, pg) != NULL;
+	return f->huge[pg >> file_order(f)] != NULL;
+}
+
+/* ------------------------------------------------------------- counters */
+
+static void count_folios(struct gfile *f, int level, int64_t n)
+{
+	f->c.folios[level] += (uint64_t)n;
+}
+
+static void count_meta(struct gfile *f, struct ghuge *h, int64_t n)
+{
+	if (h)
+		h->meta += (uint64_t)n;
+	f->c.meta_bytes += (uint64_t)n;
+}
+
+static void count_shatter(struct gfile *f)
+{
+	pool_count(f->pool, &f->pool->run.shatters, &f->c.shatters, 1);
+}
+
+static void count_collapse(struct gfile *f)
+{
+	pool_count(f->pool, &f->pool->run.collapses, &f->c.collapses, 1);
+}
+
+/* ---------------------------------------------------------------- split */
+
+/*
+ * Split an intact block into its 512 parts.  The block's folio must have no
+ * reference but the file's: the parts each take one.  Does not count a
+ * shatter (b-eager's 1G -> 4K counts as one).
+ */
+static int block_split(struct gfile *f, struct ghuge *h, struct gblock *b,
+		       unsigned int order, uint64_t index, uint8_t *data)
+{
+	GM_BUG_ON(b->split);
+	GM_BUG_ON(folio_ref_count(&b->folio) != 1 ||
+		  folio_mapcount(&b->folio) != 0);
+	if (order == PUD_ORDER) {
+		struct gblock *c = gmem_alloc(PTRS * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		for (unsigned int i = 0; i < PTRS; i++)
+			folio_init(&c[i].folio, PMD_ORDER,
+				   index + ((uint64_t)i << PMD_ORDER),
+				   data ? data + ((uint64_t)i << 21) : NULL, h);
+		b->child = c;
+		count_meta(f, h, PTRS * sizeof(*c));
+		count_folios(f, GMAP_1G, -1);
+		count_folios(f, GMAP_2M, PTRS);
+	} else {
+		struct gfolio *s = gmem_alloc(PTRS * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		for (unsigned int i = 0; i < PTRS; i++)
+			folio_init(&s[i], 0, index + i,
+				   data ? data + ((uint64_t)i << PAGE_SHIFT) : NULL,
+				   h);
+		b->small = s;
+		count_meta(f, h, PTRS * sizeof(*s));
+		count_folios(f, GMAP_2M, -1);
+		count_folios(f, GMAP_4K, PTRS);
+	}
+	atomic_store_explicit(&b->folio.refcount, 0, memory_order_relaxed);
+	b->split = true;
+	return 0;
+}
+
+/* Undo block_split(): the parts must hold nothing but the file's refs. */
+static void block_unsplit(struct gfile *f, struct ghuge *h, struct gblock *b,
+			  unsigned int order)
+{
+	GM_BUG_ON(!b->split);
+	if (order == PUD_ORDER) {
+		gmem_free(b->child, PTRS * sizeof(*b->child));
+		b->child = NULL;
+		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gblock)));
+		count_folios(f, GMAP_2M, -PTRS);
+		count_folios(f, GMAP_1G, 1);
+	} else {
+		gmem_free(b->small, PTRS * sizeof(*b->small));
+		b->small = NULL;
+		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gfolio)));
+		count_folios(f, GMAP_4K, -PTRS);
+		count_folios(f, GMAP_2M, 1);
+	}
+	b->split = false;
+	atomic_store_explicit(&b->folio.refcount, 1, memory_order_relaxed);
+}
+
+/*
+ * block_uniform() - whether pages [pg0, pg1) all have one attribute.
+ */
+bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared)
+{
+	uint64_t x;
+	bool any_shared = rs_first_in(&f->shared, pg0, pg1, &x);
+	bool any_private = rs_first_not_in(&f->shared, pg0, pg1, &x);
+
+	if (shared)
+		*shared = any_shared;
+	return !(any_shared && any_private);
+}
+
+/* b-eager: split a fresh huge page all the way to 4K (one shatter). */
+static int huge_shatter_eager(struct gfile *f, struct ghuge *h)
+{
+	unsigned int order = file_order(f);
+	int ret = block_split(f, h, &h->blk, order, h->index, h->data);
+
+	if (ret || order == PMD_ORDER)
+		goto out;
+	for (unsigned int i = 0; i < PTRS; i++) {
+		struct gblock *c = &h->blk.child[i];
+
+		ret = block_split(f, h, c, PMD_ORDER, c->folio.index,
+				  c->folio.data);
+		if (ret)
+			goto out;
+	}
+out:
+	if (!ret)
+		count_shatter(f);
+	return ret;
+}
+
+/* b-lazy: split a fresh huge page as far as its attributes need. */
+static int huge_shape_lazy(struct gfile *f, struct ghuge *h)
+{
+	unsigned int order = file_order(f);
+	uint64_t n = 1ULL << order, nr = 1;
+	int ret;
+
+	if (block_uniform(f, h->index, h->index + n, NULL))
+		return 0;
+	ret = block_split(f, h, &h->blk, order, h->index, h->data);
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; order == PUD_ORDER && i < PTRS; i++) {
+		struct gblock *c = &h->blk.child[i];
+		uint64_t s = c->folio.index;
+
+		if (block_uniform(f, s, s + PTRS, NULL))
+			continue;
+		ret = block_split(f, h, c, PMD_ORDER, s, c->folio.data);
+		if (ret)
+			return ret;
+		nr++;
+	}
+	while (nr--)
+		count_shatter(f);
+	return 0;
+}
+
+/* Free a huge page's descriptors (its folios hold no references). */
+void huge_free_meta(struct gpool *p, struct ghuge *h)
+{
+	(void)p;
+	if (h->blk.split) {
+		if (h->blk.child) {
+			for (unsigned int i = 0; i < PTRS; i++)
+				if (h->blk.child[i].split)
+					gmem_free(h->blk.child[i].small,
+						  PTRS * sizeof(struct gfolio));
+			gmem_free(h->blk.child, PTRS * sizeof(struct gblock));
+		} else {
+			gmem_free(h->blk.small, PTRS * sizeof(struct gfolio));
+		}
+	}
+	gmem_free(h, sizeof(*h));
+}
+
+/* Count the folios of a huge page by level (for release bookkeeping). */
+static void huge_count_folios(struct ghuge *h, unsigned int order,
+			      int64_t n[3])
+{
+	if (!h->blk.split) {
+		n[order == PUD_ORDER ? GMAP_1G : GMAP_2M]++;
+		return;
+	}
+	if (order == PMD_ORDER) {
+		n[GMAP_4K] += PTRS;
+		return;
+	}
+	for (unsigned int i = 0; i < PTRS; i++)
+		n[h->blk.child[i].split ? GMAP_4K : GMAP_2M] +=
+			h->blk.child[i].split ? PTRS : 1;
+}
+
+/*
+ * Allocate a huge page into slot @slot: take it from the pool (using the
+ * file's reservation) and give it the folio shape the policy wants.  All
+ * or nothing.
+ */
+static int huge_alloc(struct gfile *f, uint64_t slot)
+{
+	struct gpool *p = f->pool;
+	unsigned int order = file_order(f);
+	struct ghuge *h;
+	int64_t n[3] = { 0, 0, 0 };
+	int ret;
+
+	h = gmem_alloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	ret = pool_alloc_huge(p, f, h);
+	if (ret) {
+		gmem_free(h, sizeof(*h));
+		return ret;
+	}
+	h->index = slot << order;
+	h->data = p->base ? p->base + h->pfn * p->page_size : NULL;
+	h->owner = f;
+	folio_init(&h->blk.folio, order, h->index, h->data, h);
+	f->huge[slot] = h;
+	count_meta(f, h, sizeof(*h));
+	count_folios(f, order == PUD_ORDER ? GMAP_1G : GMAP_2M, 1);
+
+	if (f->policy == GMEM_POLICY_B_EAGER)
+		ret = huge_shatter_eager(f, h);
+	else if (f->policy == GMEM_POLICY_B_LAZY)
+		ret = huge_shape_lazy(f, h);
+	if (ret) {
+		/* Roll back: uncount what the shape built, give the page back. */
+		huge_count_folios(h, order, n);
+		for (int l = 0; l < 3; l++)
+			count_folios(f, l, -n[l]);
+		count_meta(f, NULL, -(int64_t)h->meta);
+		f->huge[slot] = NULL;
+		pool_return_huge(p, h, f);
+		huge_free_meta(p, h);
+		return ret;
+	}
+	iommu_relevel(f, h->index, h->index + (1ULL << order));
+	return 0;
+}
+
+/*
+ * huge_undo_alloc() - give back a huge page that a failing call allocated
+ * (nothing references it but the file).
+ */
+void huge_undo_alloc(struct gfile *f, uint64_t slot)
+{
+	struct ghuge *h = f->huge[slot];
+	unsigned int order = file_order(f);
+	int64_t n[3] = { 0, 0, 0 };
+
+	huge_count_folios(h, order, n);
+	for (int l = 0; l < 3; l++)
+		count_folios(f, l, -n[l]);
+	count_meta(f, NULL, -(int64_t)h->meta);
+	f->huge[slot] = NULL;
+	iommu_relevel(f, h->index, h->index + (1ULL << order));
+	pool_return_huge(f->pool, h, f);
+	huge_free_meta(f->pool, h);
+}
+
+/* Give back a 4K folio that a failing call allocated. */
+void small_undo_alloc(struct gfile *f, uint64_t pg)
+{
+	struct gfolio **dir = f->small[pg >> PMD_ORDER];
+	struct gfolio *fo = dir[pg & (PTRS - 1)];
+
+	GM_BUG_ON(folio_ref_count(fo) != 1);
+	dir[pg & (PTRS - 1)] = NULL;
+	count_folios(f, GMAP_4K, -1);
+	count_meta(f, NULL, -(int64_t)sizeof(*fo));
+	iommu_relevel(f, pg, pg + 1);
+	arena_free(f->pool, fo->data);
+	gmem_free(fo, sizeof(*fo));
+}
+
+static int small_alloc(struct gfile *f, uint64_t pg, struct gfolio **out)
+{
+	struct gfolio ***dirp = &f->small[pg >> PMD_ORDER];
+	struct gfolio *fo;
+	uint8_t *data = NULL;
+	bool new_dir = false;
+	int ret;
+
+	if (!*dirp) {
+		*dirp = gmem_alloc(PTRS * sizeof(struct gfolio *));
+		if (!*dirp)
+			return -ENOMEM;
+		new_dir = true;
+		count_meta(f, NULL, PTRS * sizeof(struct gfolio *));
+	}
+	fo = gmem_alloc(sizeof(*fo));
+	if (!fo) {
+		ret = -ENOMEM;
+		goto err_dir;
+	}
+	ret = arena_alloc(f->pool, &data);
+	if (ret)
+		goto err_folio;
+	folio_init(fo, 0, pg, data, NULL);
+	(*dirp)[pg & (PTRS - 1)] = fo;
+	count_meta(f, NULL, sizeof(*fo));
+	count_folios(f, GMAP_4K, 1);
+	*out = fo;
+	iommu_relevel(f, pg, pg + 1);
+	return 0;
+
+err_folio:
+	gmem_free(fo, sizeof(*fo));
+err_dir:
+	if (new_dir) {
+		gmem_free(*dirp, PTRS * sizeof(struct gfolio *));
+		*dirp = NULL;
+		count_meta(f, NULL, -(int64_t)(PTRS * sizeof(struct gfolio *)));
+	}
+	return ret;
+}
+
+/**
+ * folio_get_or_alloc() - the folio of page @pg, allocating memory for a
+ * hole.  No reference is taken: the caller holds the file lock.
+ * @allocated: set when this call allocated (so a failing caller can undo).
+ * Return: 0 or -ENOMEM.
+ */
+int folio_get_or_alloc(struct gfile *f, uint64_t pg, struct gfolio **out,
+		       bool *allocated)
+{
+	struct gfolio *fo = folio_lookup(f, pg);
+	int ret;
+
+	if (allocated)
+		*allocated = false;
+	if (fo) {
+		*out = fo;
+		return 0;
+	}
+	if (f->policy == GMEM_POLICY_4K)
+		ret = small_alloc(f, pg, out);
+	else {
+		ret = huge_alloc(f, pg >> file_order(f));
+		if (!ret)
+			*out = folio_lookup(f, pg);
+	}
+	if (!ret && allocated)
+		*allocated = true;
+	return ret;
+}
+
+/* ------------------------------------------------------------- release */
+
+/* A detached folio's last reference went: free it, maybe its huge page. */
+static void folio_free(struct gfile *f, struct gfolio *fo)
+{
+	struct gpool *p = f->pool;
+
+	GM_BUG_ON(!(fo->flags & FOLIO_DETACHED));
+	if (!fo->huge) {
+		arena_free(p, fo->data);
+		pthread_mutex_lock(&p->lock);
+		p->detached_meta -= sizeof(*fo);
+		pthread_mutex_unlock(&p->lock);
+		gmem_free(fo, sizeof(*fo));
+		return;
+	}
+	struct ghuge *h = fo->huge;
+
+	GM_BUG_ON(h->live == 0);
+	if (--h->live == 0) {
+		pool_return_huge(p, h, h->owner);
+		huge_free_meta(p, h);
+	}
+}
+
+/**
+ * folio_put() - drop a reference; a detached folio is freed on its last.
+ * Context: file lock held.
+ */
+void folio_put(struct gfile *f, struct gfolio *fo)
+{
+	/* acq_rel: the freeing path must see every earlier use complete */
+	int old = atomic_fetch_sub_explicit(&fo->refcount, 1,
+					    memory_order_acq_rel);
+
+	GM_BUG_ON(old <= 0);
+	if (old == 1)
+		folio_free(f, fo);
+}
+
+void folio_pin(struct gfolio *fo, uint32_t nr, bool longterm)
+{
+	if (fo->order == 0) {
+		atomic_fetch_add_explicit(&fo->refcount,
+					  (int)nr * GUP_PIN_COUNTING_BIAS,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&fo->refcount, (int)nr,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&fo->pincount, (int)nr,
+					  memory_order_relaxed);
+	}
+	if (longterm)
+		fo->longterm += (int)nr;
+}
+
+void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
+		 bool longterm)
+{
+	int drop = fo->order == 0 ? (int)nr * GUP_PIN_COUNTING_BIAS : (int)nr;
+	int old;
+
+	if (longterm)
+		fo->longterm -= (int)nr;
+	if (fo->order)
+		atomic_fetch_sub_explicit(&fo->pincount, (int)nr,
+					  memory_order_relaxed);
+	/* acq_rel: as folio_put() */
+	old = atomic_fetch_sub_explicit(&fo->refcount, drop,
+					memory_order_acq_rel);
+	GM_BUG_ON(old < drop);
+	if (old == drop)
+		folio_free(f, fo);
+}
+
+/*
+ * folio_has_unexpected_refs() - the conversion safety test.  Takes a
+ * lookup reference as the kernel's caller would, so the safe value is the
+ * file's reference plus ours; any host mapping is unexpected too.
+ */
+bool folio_has_unexpected_refs(struct gfolio *fo)
+{
+	bool bad;
+
+	folio_get(fo);
+	bad = folio_mapcount(fo) != 0 || folio_ref_count(fo) != 1 + 1;
+	atomic_fetch_sub_explicit(&fo->refcount, 1, memory_order_relaxed);
+	return bad;
+}
+
+/* Drop the file's reference on one folio of a leaving huge page. */
+static void detach_one(struct ghuge *h, struct gfolio *fo)
+{
+	fo->flags |= FOLIO_DETACHED;
+	/* acq_rel: pairs with the unpin that later drops the last ref */
+	if (atomic_fetch_sub_explicit(&fo->refcount, 1,
+				      memory_order_acq_rel) > 1)
+		h->live++;
+}
+
+/**
+ * file_release_huge() - a whole huge page leaves the file (punch, close).
+ * Zaps host, guest and IOMMU entries; returns the page to the pool, or
+ * leaves it detached until its pinned pieces are unpinned.
+ * Context: invalidate lock exclusive, file lock.
+ */
+void file_release_huge(struct gfile *f, uint64_t slot)
+{
+	struct ghuge *h = f->huge[slot];
+	unsigned int order = file_order(f);
+	uint64_t n = 1ULL << order, x;
+	int64_t cnt[3] = { 0, 0, 0 };
+
+	if (!h)
+		return;
+	assert_invalidate_exclusive(f);
+	zap_range(f, h->index, h->index + n);
+	gmap_remove(&f->guest, h->index << PAGE_SHIFT,
+		    (h->index + n) << PAGE_SHIFT);
+	h->poisoned = rs_first_in(&f->poison, h->index, h->index + n, &x);
+	f->huge[slot] = NULL;
+	iommu_relevel(f, h->index, h->index + n);
+
+	huge_count_folios(h, order, cnt);
+	for (int l = 0; l < 3; l++)
+		count_folios(f, l, -cnt[l]);
+	count_meta(f, NULL, -(int64_t)h->meta);
+
+	h->live = 0;
+	if (!h->blk.split) {
+		detach_one(h, &h->blk.folio);
+	} else if (order == PMD_ORDER) {
+		for (unsigned int i = 0; i < PTRS; i++)
+			detach_one(h, &h->blk.small[i]);
+	} else {
+		for (unsigned int i = 0; i < PTRS; i++) {
+			struct gblock *c = &h->blk.child[i];
+
+			if (!c->split) {
+				detach_one(h, &c->folio);
+				continue;
+			}
+			for (unsigned int j = 0; j < PTRS; j++)
+				detach_one(h, &c->small[j]);
+		}
+	}
+	if (h->live == 0) {
+		pool_return_huge(f->pool, h, f);
+		huge_free_meta(f->pool, h);
+	} else {
+		pool_detach(f->pool, h);
+	}
+}
+
+/**
+ * file_release_small() - a 4K folio of a policy-4k file leaves the file.
+ * Context: invalidate lock exclusive, file lock.
+ */
+void file_release_small(struct gfile *f, uint64_t pg)
+{
+	struct gfolio **dir = f->small[pg >> PMD_ORDER];
+	struct gfolio *fo = dir ? dir[pg & (PTRS - 1)] : NULL;
+
+	if (!fo)
+		return;
+	zap_range(f, pg, pg + 1);
+	gmap_remove(&f->guest, pg << PAGE_SHIFT, (pg + 1) << PAGE_SHIFT);
+	dir[pg & (PTRS - 1)] = NULL;
+	iommu_relevel(f, pg, pg + 1);
+	count_folios(f, GMAP_4K, -1);
+	count_meta(f, NULL, -(int64_t)sizeof(*fo));
+	fo->flags |= FOLIO_DETACHED;
+	pthread_mutex_lock(&f->pool->lock);
+	f->pool->detached_meta += sizeof(*fo);
+	pthread_mutex_unlock(&f->pool->lock);
+	folio_put(f, fo);
+}
+
+/** file_free_folios() - release everything (close). */
+void file_free_folios(struct gfile *f)
+{
+	if (f->policy == GMEM_POLICY_4K) {
+		for (uint64_t d = 0; d < f->nr_small_dirs; d++) {
+			if (!f->small[d])
+				continue;
+			for (unsigned int i = 0; i < PTRS; i++)
+				file_release_small(f, (d << PMD_ORDER) + i);
+			gmem_free(f->small[d], PTRS * sizeof(struct gfolio *));
+			f->small[d] = NULL;
+			count_meta(f, NULL,
+				   -(int64_t)(PTRS * sizeof(struct gfolio *)));
+		}
+		return;
+	}
+	for (uint64_t s = 0; s < f->nr_huge; s++)
+		file_release_huge(f, s);
+}
+
+/* ----------------------------------------------- split for conversion */
+
+struct split_undo {
+	struct ghuge *h;
+	struct gblock *b;
+	unsigned int order;
+};
+
+/* Whether converting [a, b) to @to changes any page there. */
+static bool range_changes(struct gfile *f, uint64_t a, uint64_t b,
+			  enum gmem_attr to)
+{
+	uint64_t x;
+
+	if (to == GMEM_SHARED)
+		return rs_first_not_in(&f->shared, a, b, &x);
+	return rs_first_in(&f->shared, a, b, &x);
+}
+
+/*
+ * Split the intact blocks that [pg0, pg1) covers in part and whose pages
+ * change, so that every intact folio keeps one attribute (b-lazy).  Blocks
+ * wholly inside the range stay intact.  At most two huge pages and two 2M
+ * blocks in each are cut by the range's ends.  All or nothing.
+ */
+int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
+		   enum gmem_attr to)
+{
+	unsigned int order = file_order(f);
+	uint64_t n = 1ULL << order;
+	struct split_undo undo[8];
+	unsigned int nr_undo = 0;
+	uint64_t ends[2] = { pg0, pg1 - 1 };
+	int ret = 0;
+
+	if (f->policy != GMEM_POLICY_B_LAZY)
+		return 0;
+	for (int e = 0; e < 2; e++) {
+		uint64_t slot = ends[e] >> order;
+		struct ghuge *h = f->huge[slot];
+		uint64_t hs = slot << order, he = hs + n;
+		uint64_t a = MAX(pg0, hs), b = MIN(pg1, he);
+
+		if (!h || (a == hs && b == he) || !range_changes(f, a, b, to))
+			continue;
+		if (e == 1 && (pg0 >> order) == slot)
+			continue;	/* same huge page as the first end */
+		if (!h->blk.split) {
+			ret = block_split(f, h, &h->blk, order, hs, h->data);
+			if (ret)
+				goto undo;
+			undo[nr_undo++] = (struct split_undo){ h, &h->blk, order };
+		}
+		if (order == PMD_ORDER)
+			continue;
+		uint64_t cends[2] = { a, b - 1 };
+
+		for (int ce = 0; ce < 2; ce++) {
+			uint64_t ci = (cends[ce] - hs) >> PMD_ORDER;
+			struct gblock *c = &h->blk.child[ci];
+			uint64_t cs = hs + (ci << PMD_ORDER), cend = cs + PTRS;
+			uint64_t ca = MAX(a, cs), cb = MIN(b, cend);
+
+			if (ce == 1 && ((cends[0] - hs) >> PMD_ORDER) == ci)
+				continue;
+			if (c->split || (ca == cs && cb == cend) ||
+			    !range_changes(f, ca, cb, to))
+				continue;
+			ret = block_split(f, h, c, PMD_ORDER, cs, c->folio.data);
+			if (ret)
+				goto undo;
+			undo[nr_undo++] = (struct split_undo){ h, c, PMD_ORDER };
+		}
+	}
+	for (unsigned int i = 0; i < nr_undo; i++)
+		count_shatter(f);
+	return 0;
+
+undo:
+	while (nr_undo--)
+		block_unsplit(f, undo[nr_undo].h, undo[nr_undo].b,
+			      undo[nr_undo].order);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+/* Whether every folio of a split 2M block holds only the file's ref. */
+static bool small_quiet(struct gfolio *s)
+{
+	for (unsigned int i = 0; i < PTRS; i++)
+		if (folio_ref_count(&s[i]) != 1 || folio_mapcount(&s[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool block_mergeable(struct gfile *f, uint64_t s, uint64_t n)
+{
+	uint64_t x;
+
+	return block_uniform(f, s, s + n, NULL) &&
+	       !rs_first_in(&f->poison, s, s + n, &x);
+}
+
+/* Merge a split 2M block back into one folio if it may. */
+static bool try_merge_2m(struct gfile *f, struct ghuge *h, struct gblock *b,
+			 uint64_t s)
+{
+	if (!b->split || !b->small || !block_mergeable(f, s, PTRS) ||
+	    !small_quiet(b->small))
+		return false;
+	block_unsplit(f, h, b, PMD_ORDER);
+	count_collapse(f);
+	gmap_remove_smaller(&f->guest, s << PAGE_SHIFT, GMAP_2M);
+	return true;
+}
+
+static bool try_merge_1g(struct gfile *f, struct ghuge *h)
+{
+	uint64_t s = h->index;
+
+	if (!h->blk.split || !block_mergeable(f, s, 1ULL << PUD_ORDER))
+		return false;
+	for (unsigned int i = 0; i < PTRS; i++) {
+		struct gblock *c = &h->blk.child[i];
+
+		if (c->split || folio_ref_count(&c->folio) != 1 ||
+		    folio_mapcount(&c->folio) != 0)
+			return false;
+	}
+	block_unsplit(f, h, &h->blk, PUD_ORDER);
+	count_collapse(f);
+	gmap_remove_smaller(&f->guest, s << PAGE_SHIFT, GMAP_1G);
+	return true;
+}
+
+/**
+ * file_note_merge() - remember that blocks over [pg0, pg1) may merge.
+ * Context: file lock.  A range that cannot be recorded (no memory) is
+ * dropped: the blocks merge at their next opportunity.
+ */
+void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
+{
+	if (f->policy != GMEM_POLICY_B_LAZY || f->closed)
+		return;
+	if (rs_add(&f->merge_todo, pg0, pg1) == 0)
+		/* release: pairs with the acquire in the unlock paths */
+		atomic_store_explicit(&f->merge_pending, true,
+				      memory_order_release);
+}
+
+/**
+ * file_run_merges() - merge every noted block that may merge (4K -> 2M
+ * first, then 2M -> 1G).
+ * Context: invalidate lock exclusive, file lock.
+ */
+void file_run_merges(struct gfile *f)
+{
+	unsigned int order = file_order(f);
+	uint64_t s, e, from = 0;
+
+	assert_invalidate_exclusive(f);
+	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
+	if (f->closed || f->policy != GMEM_POLICY_B_LAZY) {
+		rs_destroy(&f->merge_todo);
+		rs_init(&f->merge_todo);
+		return;
+	}
+	while (rs_next(&f->merge_todo, from, &s, &e)) {
+		from = e;
+		for (uint64_t slot = s >> order; slot <= (e - 1) >> order;
+		     slot++) {
+			struct ghuge *h = f->huge[slot];
+
+			if (!h || !h->blk.split)
+				continue;
+			if (order == PMD_ORDER) {
+				try_merge_2m(f, h, &h->blk, h->index);
+				continue;
+			}
+			uint64_t a = MAX(s, h->index), b = MIN(e, h->index +
+						(1ULL << PUD_ORDER));
+
+			for (uint64_t ci = (a - h->index) >> PMD_ORDER;
+			     ci <= (b - 1 - h->index) >> PMD_ORDER; ci++)
+				try_merge_2m(f, h, &h->blk.child[ci],
+					     h->index + (ci << PMD_ORDER));
+			try_merge_1g(f, h);
+		}
+	}
+	rs_destroy(&f->merge_todo);
+	rs_init(&f->merge_todo);
+}
+
+/* ----------------------------------------------------------- validator */
+
+static bool folio_ok(struct gfile *f, struct gfolio *fo, char *why,
+		     size_t len)
+{
+	int ref = folio_ref_count(fo), map = folio_mapcount(fo);
+	int pins = atomic_load_explicit(&fo->pincount, memory_order_relaxed);
+
+	if (ref < 1 + map + pins || map < 0 || pins < 0 || fo->longterm < 0 ||
+	    (fo->order == 0 && pins != 0) || (fo->flags & FOLIO_DETACHED)) {
+		snprintf(why, len,
+			 "folio at page 0x%llx order %u: refcount %d mapcount %d pincount %d flags %u",
+			 (unsigned long long)fo->index, fo->order, ref, map, pins,
+			 fo->flags);
+		return false;
+	}
+	if (f->policy == GMEM_POLICY_B_LAZY && fo->order) {
+		bool sh;
+
+		if (!block_uniform(f, fo->index, fo->index + folio_nr_pages(fo),
+				   &sh)) {
+			snprintf(why, len,
+				 "b-lazy intact folio at 0x%llx has mixed attributes",
+				 (unsigned long long)(fo->index << PAGE_SHIFT));
+			return false;
+		}
+	}
+	return true;
+}
+
+/**
+ * folio_structure_ok() - every folio well formed; the policy's shape holds
+ * (a: intact; b-eager: all 4K; b-lazy: intact folios uniform); the folio
+ * counters match.
+ */
+bool folio_structure_ok(struct gfile *f, char *why, size_t len)
+{
+	unsigned int order = file_order(f);
+	uint64_t cnt[3] = { 0, 0, 0 };
+
+	if (f->policy == GMEM_POLICY_4K) {
+		for (uint64_t d = 0; d < f->nr_small_dirs; d++) {
+			if (!f->small[d])
+				continue;
+			for (unsigned int i = 0; i < PTRS; i++) {
+				struct gfolio *fo = f->small[d][i];
+
+				if (!fo)
+					continue;
+				cnt[GMAP_4K]++;
+				if (fo->index != (d << PMD_ORDER) + i ||
+				    !folio_ok(f, fo, why, len))
+					return false;
+			}
+		}
+		goto counters;
+	}
+	for (uint64_t s = 0; s < f->nr_huge; s++) {
+		struct ghuge *h = f->huge[s];
+
+		if (!h)
+			continue;
+		if (h->index != s << order) {
+			snprintf(why, len, "huge page index mismatch");
+			return false;
+		}
+		if (f->policy == GMEM_POLICY_A && h->blk.split) {
+			snprintf(why, len, "policy a huge page split");
+			return false;
+		}
+		if (!h->blk.split) {
+			cnt[order == PUD_ORDER ? GMAP_1G : GMAP_2M]++;
+			if (!folio_ok(f, &h->blk.folio, why, len))
+				return false;
+			if (f->policy == GMEM_POLICY_B_EAGER) {
+				snprintf(why, len, "b-eager huge page intact");
+				return false;
+			}
+			continue;
+		}
+		if (order == PMD_ORDER) {
+			for (unsigned int i = 0; i < PTRS; i++)
+				if (!folio_ok(f, &h->blk.small[i], why, len))
+					return false;
+			cnt[GMAP_4K] += PTRS;
+			continue;
+		}
+		for (unsigned int i = 0; i < PTRS; i++) {
+			struct gblock *c = &h->blk.child[i];
+
+			if (!c->split) {
+				cnt[GMAP_2M]++;
+				if (!folio_ok(f, &c->folio, why, len))
+					return false;
+				if (f->policy == GMEM_POLICY_B_EAGER) {
+					snprintf(why, len, "b-eager 2M intact");
+					return false;
+				}
+				continue;
+			}
+			cnt[GMAP_4K] += PTRS;
+			for (unsigned int j = 0; j < PTRS; j++)
+				if (!folio_ok(f, &c->small[j], why, len))
+					return false;
+		}
+	}
+counters:
+	for (int l = 0; l < 3; l++) {
+		if (cnt[l] != f->c.folios[l]) {
+			snprintf(why, len,
+				 "folio counter level %d: counted %llu, kept %llu",
+				 l, (unsigned long long)cnt[l],
+				 (unsigned long long)f->c.folios[l]);
+			return false;
+		}
+	}
+	return true;
+}

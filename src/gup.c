@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+/*
+ * gup.c - pins (pin_user_pages() and unpin_user_pages()), long-term and
+ * exclusive, and the pool's table of pins by id.
+ *
+ * A pin faults its pages in through an mm (page-table entries, memory for
+ * holes) and takes, per page, GUP_PIN_COUNTING_BIAS on an order-0 folio or
+ * one reference and one pincount on a large folio.  The per-page pin map
+ * answers the exclusive-pin questions exactly; the folio counts answer the
+ * conversion's.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------- pinmap */
+
+static uint64_t hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static struct pinmap_ent *pinmap_find(struct pinmap *m, uint64_t pg)
+{
+	if (!m->cap)
+		return NULL;
+	for (uint64_t i = hash64(pg) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->t[i].pg == pg + 1)
+			return &m->t[i];
+		if (!m->t[i].pg)
+			return NULL;
+	}
+}
+
+static void pinmap_put_ent(struct pinmap *m, struct pinmap_ent e)
+{
+	uint64_t i = hash64(e.pg - 1) & (m->cap - 1);
+
+	while (m->t[i].pg)
+		i = (i + 1) & (m->cap - 1);
+	m->t[i] = e;
+}
+
+/* Room for @extra more pages, so the commit phase cannot fail. */
+static int pinmap_reserve(struct pinmap *m, uint64_t extra)
+{
+	uint64_t need = m->used + extra, cap = m->cap ? m->cap : 64;
+	struct pinmap_ent *old = m->t, *t;
+	uint64_t old_cap = m->cap;
+
+	if (need * 4 <= m->cap * 3)
+		return 0;
+	while (need * 4 > cap * 3)
+		cap *= 2;
+	t = gmem_alloc(cap * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	m->t = t;
+	m->cap = cap;
+	for (uint64_t i = 0; i < old_cap; i++)
+		if (old[i].pg)
+			pinmap_put_ent(m, old[i]);
+	gmem_free(old, old_cap * sizeof(*old));
+	return 0;
+}
+
+static void pinmap_inc(struct pinmap *m, uint64_t pg, bool excl)
+{
+	struct pinmap_ent *e = pinmap_find(m, pg);
+
+	if (!e) {
+		pinmap_put_ent(m, (struct pinmap_ent){ pg + 1, 0, 0 });
+		m->used++;
+		e = pinmap_find(m, pg);
+	}
+	e->count++;
+	e->excl += excl;
+}
+
+/* Remove slot @i and shift the probe chain after it back (no tombstones). */
+static void pinmap_delete(struct pinmap *m, uint64_t i)
+{
+	uint64_t j = i;
+
+	m->t[i].pg = 0;
+	for (;;) {
+		j = (j + 1) & (m->cap - 1);
+		if (!m->t[j].pg)
+			break;
+		uint64_t home = hash64(m->t[j].pg - 1) & (m->cap - 1);
+
+		/* Move j back to i unless its home lies in (i, j]. */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			m->t[i] = m->t[j];
+			m->t[j].pg = 0;
+			i = j;
+		}
+	}
+	m->used--;
+}
+
+static void pinmap_dec(struct pinmap *m, uint64_t pg, bool excl)
+{
+	struct pinmap_ent *e = pinmap_find(m, pg);
+
+	GM_BUG_ON(!e || !e->count || (excl && !e->excl));
+	e->excl -= excl;
+	if (--e->count == 0)
+		pinmap_delete(m, (uint64_t)(e - m->t));
+}
+
+void pinmap_destroy(struct pinmap *m)
+{
+	gmem_free(m->t, m->cap * sizeof(*m->t));
+	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------ pin table */
+
+static void pin_table_insert(struct gpool *p, struct gpin *pin)
+{
+	struct gpin **b = &p->pin_hash[hash64(pin->id) & (p->pin_hash_size - 1)];
+
+	pin->hash_next = *b;
+	*b = pin;
+}
+
+static struct gpin *pin_table_remove(struct gpool *p, uint64_t id)
+{
+	struct gpin **pp = &p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
+
+	for (; *pp; pp = &(*pp)->hash_next) {
+		if ((*pp)->id == id) {
+			struct gpin *pin = *pp;
+
+			*pp = pin->hash_next;
+			return pin;
+		}
+	}
+	return NULL;
+}
+
+static size_t pin_bytes(uint32_t nr_segs)
+{
+	return sizeof(struct gpin) + nr_segs * sizeof(struct gpin_seg);
+}
+
+/* ---------------------------------------------------------------- pin */
+
+/* The first page of [pg0, pg1) that cannot be pinned, and why. */
+static int pin_check(struct gfile *f, uint64_t pg0, uint64_t pg1, bool excl)
+{
+	uint64_t priv = pg1, pois = pg1, busy = pg1, x;
+
+	if (rs_first_not_in(&f->shared, pg0, pg1, &x))
+		priv = x;
+	if (rs_first_in(&f->poison, pg0, MIN(pg1, priv + 1), &x))
+		pois = x;
+	if (f->pinmap.used) {
+		for (uint64_t pg = pg0; pg < MIN(pg1, MIN(priv, pois) + 1); pg++) {
+			struct pinmap_ent *e = pinmap_find(&f->pinmap, pg);
+
+			if (e && (e->excl || excl)) {
+				busy = pg;
+				break;
+			}
+		}
+	}
+	if (priv == pg1 && pois == pg1 && busy == pg1)
+		return 0;
+	if (priv <= pois && priv <= busy)
+		return -EFAULT;
+	if (pois <= busy)
+		return -EHWPOISON;
+	return -EBUSY;
+}
+
+/* Undo the memory a failing pin allocated. */
+static void pin_undo_alloc(struct gfile *f, uint64_t *undo, uint64_t nr)
+{
+	while (nr--) {
+		if (f->policy == GMEM_POLICY_4K)
+			small_undo_alloc(f, undo[nr]);
+		else
+			huge_undo_alloc(f, undo[nr]);
+	}
+}
+
+int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
+	     uint64_t len, unsigned int flags, uint64_t *id, void **pages)
+{
+	struct gfile *f = to_file(file);
+	struct gpool *p;
+	bool longterm = flags & GMEM_PIN_LONGTERM;
+	bool excl = flags & GMEM_PIN_EXCLUSIVE;
+	uint64_t pg0, pg1, nr = 0, nr_undo = 0, *undo = NULL;
+	uint32_t nr_segs = 0;
+	struct gpin *pin = NULL;
+	struct gvma *v;
+	int ret;
+
+	if (!mmp || !file || !id ||
+	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)))
+		return -EINVAL;
+	ret = file_enter_shared(f);
+	if (ret)
+		return ret;
+	p = f->pool;
+	if (!range_ok(f, off, len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	v = vma_find(to_mm(mmp), f);
+	if (!v) {
+		ret = -EFAULT;
+		goto out;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (longterm && f->policy == GMEM_POLICY_A) {
+		pool_count(p, &p->run.eopnotsupp, &f->c.eopnotsupp, 1);
+		ret = -EOPNOTSUPP;
+		goto unlock;
+	}
+	pg0 = off >> PAGE_SHIFT;
+	nr = len >> PAGE_SHIFT;
+	pg1 = pg0 + nr;
+	ret = pin_check(f, pg0, pg1, excl);
+	if (ret)
+		goto unlock;
+
+	/* Prepare: everything that allocates, undoable. */
+	ret = -ENOMEM;
+	if (pinmap_reserve(&f->pinmap, nr) || pt_prepare(v, pg0, pg1))
+		goto unlock;
+	undo = gmem_alloc(nr * sizeof(*undo));
+	if (!undo)
+		goto unlock;
+	for (uint64_t pg = pg0; pg < pg1; pg++) {
+		struct gfolio *fo;
+		bool allocated;
+
+		if (folio_get_or_alloc(f, pg, &fo, &allocated))
+			goto undo;
+		if (allocated)
+			undo[nr_undo++] = f->policy == GMEM_POLICY_4K ? pg :
+					  pg >> p->order;
+		if (pg == pg0 || fo != folio_lookup(f, pg - 1))
+			nr_segs++;
+	}
+	pin = gmem_alloc(pin_bytes(nr_segs));
+	if (!pin)
+		goto undo;
+
+	/* Commit: cannot fail. */
+	nr_segs = 0;
+	for (uint64_t pg = pg0; pg < pg1; pg++) {
+		struct gfolio *fo = folio_lookup(f, pg);
+
+		if (!pt_present(v, pg))
+			pt_install(v, pg, fo);
+		if (pg == pg0 || fo != pin->segs[nr_segs - 1].folio)
+			pin->segs[nr_segs++] = (struct gpin_seg){ fo, 0 };
+		pin->segs[nr_segs - 1].nr++;
+		pinmap_inc(&f->pinmap, pg, excl);
+		if (pages)
+			pages[pg - pg0] = fo->data ? fo->data +
+				((pg - fo->index) << PAGE_SHIFT) : NULL;
+	}
+	for (uint32_t i = 0; i < nr_segs; i++)
+		folio_pin(pin->segs[i].folio, pin->segs[i].nr, longterm);
+	pin->file = f;
+	pin->pg = pg0;
+	pin->nr_pages = nr;
+	pin->flags = flags;
+	pin->nr_segs = nr_segs;
+	f->c.pins += nr;
+	pthread_mutex_lock(&p->lock);
+	pin->id = p->pin_next_id++;
+	pin_table_insert(p, pin);
+	p->nr_pins += nr;
+	pthread_mutex_unlock(&p->lock);
+	*id = pin->id;
+	ret = 0;
+	goto unlock;
+
+undo:
+	pin_undo_alloc(f, undo, nr_undo);
+	ret = -ENOMEM;
+unlock:
+	gmem_free(undo, nr * sizeof(*undo));
+	pthread_mutex_unlock(&f->lock);
+out:
+	invalidate_unlock_shared(f);
+	return ret;
+}
+
+/**
+ * gmem_unpin() - see gmem.h.  Takes the pin's file lock (never its
+ * invalidate lock); the merges an unpin makes possible run now if the
+ * invalidate lock is free, else when its holder releases it.
+ */
+int gmem_unpin(struct gmem_pool *pool, uint64_t id)
+{
+	struct gpool *p = to_pool(pool);
+	struct gpin *pin;
+	struct gfile *f;
+	bool longterm, excl;
+
+	if (!pool)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	pin = pin_table_remove(p, id);
+	if (pin)
+		p->nr_pins -= pin->nr_pages;
+	pthread_mutex_unlock(&p->lock);
+	if (!pin)
+		return -ENOENT;
+
+	f = pin->file;
+	longterm = pin->flags & GMEM_PIN_LONGTERM;
+	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
+	pthread_mutex_lock(&f->lock);
+	for (uint32_t i = 0; i < pin->nr_segs; i++)
+		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
+	if (!f->closed) {
+		for (uint64_t pg = pin->pg; pg < pin->pg + pin->nr_pages; pg++)
+			pinmap_dec(&f->pinmap, pg, excl);
+		f->c.pins -= pin->nr_pages;
+		file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
+	}
+	pthread_cond_broadcast(&f->pin_wait);
+	pthread_mutex_unlock(&f->lock);
+	gmem_free(pin, pin_bytes(pin->nr_segs));
+	file_kick_merges(f);
+	return 0;
+}
+
+/** pins_drop_all() - unpin everything (pool destruction). */
+void pins_drop_all(struct gpool *p)
+{
+	for (uint64_t b = 0; b < p->pin_hash_size; b++)
+		while (p->pin_hash[b])
+			gmem_unpin((struct gmem_pool *)p, p->pin_hash[b]->id);
+}
+
+/**
+ * pins_collect() - call @fn for every pinned page segment of the pool.
+ * Context: pool lock taken here; the callback must not take it.
+ */
+void pins_for_each(struct gpool *p,
+		   void (*fn)(void *arg, struct gpin *pin), void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	for (uint64_t b = 0; b < p->pin_hash_size; b++)
+		for (struct gpin *pin = p->pin_hash[b]; pin; pin = pin->hash_next)
+			fn(arg, pin);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Per-page pin map entries for [pg0, pg1): pinned pages counted. */
+uint64_t pinmap_count(struct pinmap *m, uint64_t pg)
+{
+	struct pinmap_ent *e = pinmap_find(m, pg);
+
+	return e ? e->count : 0;
+}

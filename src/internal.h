@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - libgmem's private structures.
+ *
+ * Lock order (outermost first); each lock's rules are at its declaration:
+ *
+ *   pool->files_lock
+ *     file->invalidate_lock (rw: shared for faults, pins, guest and IOMMU
+ *                            accesses; exclusive for conversion, punch,
+ *                            poison, merge, close)
+ *       file->lock          (the file's mutable state)
+ *         mm->lock          (an mm's list of mappings)
+ *           pool->lock      (free huge pages, counters, detached pages,
+ *                            the pin table, the 4K arena)
+ *
+ * gmem_unpin() never takes an invalidate lock, so a conversion can wait
+ * for an unpin while holding its file's lock exclusively.
+ */
+#ifndef GMEM_INTERNAL_H
+#define GMEM_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gmem.h"
+#include "alloc.h"
+#include "debug.h"
+#include "gmap.h"
+#include "rangeset.h"
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE 4096ULL
+#define PMD_ORDER 9			/* 2 MiB = 512 pages */
+#define PUD_ORDER 18			/* 1 GiB = 512 * 512 pages */
+#define PTRS 512
+
+/* Kernel's GUP_PIN_COUNTING_BIAS (include/linux/mm.h): a pin on an
+ * order-0 folio adds this to its refcount. */
+#define GUP_PIN_COUNTING_BIAS 1024
+
+#ifndef EHWPOISON
+#define EHWPOISON 133
+#endif
+
+/* ---------------------------------------------------------------- folio */
+
+#define FOLIO_DETACHED	(1U << 0)	/* left its file (punched while pinned) */
+
+/*
+ * struct gfolio - a folio: 4K, 2M or 1G of memory.
+ *
+ * refcount: the file's own reference (1 while attached), one per host
+ *   page-table entry, GUP_PIN_COUNTING_BIAS per pin on an order-0 folio or
+ *   1 per pinned page of a large one, and transient lookup references.
+ * mapcount: host page-table entries on any page of the folio.
+ * pincount: pinned pages of a large folio (the kernel's _pincount).
+ * longterm: long-term pinned pages (gmem bookkeeping for EBUSY).
+ *
+ * The counts are atomics so that lock-free readers (validators, stats) see
+ * whole values; every update happens under the owning file's lock.
+ */
+struct gfolio {
+	atomic_int refcount;
+	atomic_int mapcount;
+	atomic_int pincount;
+	int longterm;
+	uint8_t order;
+	uint8_t flags;
+	uint64_t index;			/* first page index in the file */
+	uint8_t *data;			/* the real bytes; NULL for backing none */
+	struct ghuge *huge;		/* containing huge page; NULL for policy 4k */
+};
+
+static inline int folio_ref_count(struct gfolio *f)
+{
+	/* relaxed: callers hold the file lock for decisions */
+	return atomic_load_explicit(&f->refcount, memory_order_relaxed);
+}
+
+static inline int folio_mapcount(struct gfolio *f)
+{
+	return atomic_load_explicit(&f->mapcount, memory_order_relaxed);
+}
+
+static inline void folio_get(struct gfolio *f)
+{
+	/* relaxed: the caller already holds a reference or the file lock */
+	atomic_fetch_add_explicit(&f->refcount, 1, memory_order_relaxed);
+}
+
+static inline uint64_t folio_nr_pages(const struct gfolio *f)
+{
+	return 1ULL << f->order;
+}
+
+/*
+ * struct gblock - a 1G or 2M block of a huge page.  While intact, @folio is
+ * the block's folio.  Once split, a 1G block has 512 2M @child blocks and a
+ * 2M block 512 order-0 folios in @small.  b-eager splits a 1G page straight
+ * to 4K: the children are then split blocks whose own folio never existed.
+ */
+struct gblock {
+	struct gfolio folio;
+	bool split;
+	struct gblock *child;		/* order-18 block, split */
+	struct gfolio *small;		/* order-9 block, split */
+};
+
+/*
+ * struct ghuge - one pool huge page in use by a file (or detached from it,
+ * punched while a piece was pinned).
+ */
+struct ghuge {
+	struct gblock blk;		/* the root block, of the pool's order */
+	uint64_t pfn;			/* index of the page in the pool */
+	uint64_t index;			/* first page index in the file */
+	uint8_t *data;
+	struct gfile *owner;		/* for the reservation; NULL once closed */
+	bool poisoned;			/* retire instead of return */
+	bool from_resv;			/* took one of the owner's reservations */
+	uint64_t live;			/* detached: folios still referenced */
+	uint64_t meta;			/* descriptor bytes held */
+	struct ghuge *next_detached;
+};
+
+/* ----------------------------------------------------------------- pool */
+
+struct gpin;
+
+struct gpool {
+	/* files_lock: the list of files; outermost lock. */
+	pthread_mutex_t files_lock;
+	struct gfile *files;		/* open files */
+	struct gfile *zombies;		/* closed files, kept for -EBADF */
+	struct gmm *mms;
+
+	/*
+	 * lock: free pages, the pin table, detached pages, the 4K arena and
+	 * the run-wide counters.  Innermost.
+	 */
+	pthread_mutex_t lock;
+	uint64_t page_size;
+	unsigned int order;		/* PMD_ORDER or PUD_ORDER */
+	enum gmem_backing backing;
+	int fd;				/* memfd; -1 for none */
+	uint8_t *base;
+	size_t map_len;
+	void *map_raw;
+	uint64_t total, free, resv, retired;
+	uint64_t *free_stack;		/* free page numbers */
+	uint64_t nr_free_stack;
+	struct ghuge *detached;
+	uint64_t detached_meta;
+
+	/* the 4K arena: order-0 pages from outside the pool (policy 4k) */
+	int arena_fd;
+	uint8_t *arena;
+	uint64_t arena_frames, arena_next;
+	uint64_t *arena_free;
+	uint64_t arena_nr_free, arena_cap_free;
+
+	/* pins: chained hash table by id */
+	struct gpin **pin_hash;
+	uint64_t pin_hash_size;
+	uint64_t pin_next_id;
+	uint64_t nr_pins;		/* pinned pages, all files */
+
+	/* run-wide counters, under lock */
+	struct {
+		uint64_t shatters, collapses, conversions, eagain, ebusy;
+		uint64_t zaps, eopnotsupp, pool_returned, pin_wait_ns;
+	} run;
+};
+
+/* ------------------------------------------------------------------ mm */
+
+/*
+ * Page table of one mapping, as the hardware's: per GiB of the file a
+ * table of 512 PMD-level tables, each of 512 PTEs.  A PTE points at the
+ * folio whose page it maps.  @nr counts live entries below, so walks skip
+ * empty tables.
+ */
+struct gpt_pte {
+	uint32_t nr;
+	struct gfolio *pte[PTRS];
+};
+
+struct gpt_pmd {
+	uint32_t nr;
+	struct gpt_pte *t[PTRS];
+};
+
+struct gpt {
+	struct gpt_pmd **dir;
+	uint64_t nr_gb;
+	uint64_t nr_ptes;
+};
+
+struct gvma {
+	struct gmm *mm;
+	struct gfile *file;
+	struct gvma *mm_next;		/* mm->lock */
+	struct gvma *file_next;		/* file->lock */
+	struct gpt pt;			/* file->lock */
+};
+
+struct gmm {
+	struct gpool *pool;
+	/* lock: the list of mappings; taken after file->lock. */
+	pthread_mutex_t lock;
+	struct gvma *vmas;
+	struct gmm *next;		/* pool->files_lock */
+};
+
+/* ---------------------------------------------------------------- pins */
+
+struct gpin_seg {
+	struct gfolio *folio;
+	uint32_t nr;			/* pages of this folio pinned */
+};
+
+struct gpin {
+	uint64_t id;
+	struct gfile *file;
+	uint64_t pg, nr_pages;
+	unsigned int flags;
+	uint32_t nr_segs;
+	struct gpin *hash_next;
+	struct gpin_seg segs[];
+};
+
+/* Per-page pin bookkeeping: open addressing, for exclusive pins. */
+struct pinmap_ent {
+	uint64_t pg;			/* page index + 1; 0 = empty */
+	uint32_t count;
+	uint32_t excl;
+};
+
+struct pinmap {
+	struct pinmap_ent *t;
+	uint64_t cap, used;
+};
+
+/* ---------------------------------------------------------------- file */
+
+struct gfile_counters {
+	uint64_t folios[3];		/* by level: 4K, 2M, 1G */
+	uint64_t meta_bytes;
+	uint64_t host_ptes;
+	uint64_t pins;
+	uint64_t shatters, collapses, conversions, eagain, ebusy, zaps;
+	uint64_t eopnotsupp, pool_returned, pin_wait_ns;
+};
+
+/*
+ * Invalidate lock with assertions: a writer-preferring rwlock (a stream of
+ * faults must not starve a conversion) that records its writer.
+ */
+struct ginval {
+	pthread_rwlock_t rw;
+	atomic_int readers;		/* for assertions only */
+	_Atomic(pthread_t) writer;	/* for assertions only */
+	atomic_bool writer_held;
+};
+
+struct gfile {
+	struct gpool *pool;
+	uint64_t size;
+	uint64_t nr_pages;
+	enum gmem_policy policy;
+
+	/*
+	 * invalidate_lock: shared while a fault, pin or guest/IOMMU access
+	 * looks up and maps pages; exclusive while a conversion, punch,
+	 * poison, merge or close changes what pages are or where they live.
+	 */
+	struct ginval inval;
+
+	/*
+	 * lock: everything below, under either mode of the invalidate lock.
+	 * @pin_wait is signalled under it when a pin goes.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t pin_wait;
+	bool closed;
+	struct rangeset shared;		/* page indices that are shared */
+	struct rangeset poison;		/* poisoned page indices */
+	struct rangeset iommu_ranges;	/* ranges given to gmem_iommu_map */
+	struct rangeset merge_todo;	/* b-lazy: ranges to try merging */
+	atomic_bool merge_pending;	/* merge_todo non-empty */
+	struct ghuge **huge;		/* huge policies: per huge page */
+	uint64_t nr_huge;
+	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
+	uint64_t nr_small_dirs;
+	uint64_t resv;			/* reserved, not yet allocated */
+	struct gvma *vmas;
+	struct gmap guest;
+	struct gmap iommu;
+	struct pinmap pinmap;
+	struct gfile_counters c;
+
+	struct gfile *next;		/* pool->files_lock */
+};
+
+/* invalidate lock */
+void inval_init(struct ginval *l);
+void inval_destroy(struct ginval *l);
+void invalidate_lock_shared(struct gfile *f);
+void invalidate_unlock_shared(struct gfile *f);
+void invalidate_lock(struct gfile *f);
+void invalidate_unlock(struct gfile *f);
+bool invalidate_held_exclusive(struct gfile *f);
+bool invalidate_held(struct gfile *f);
+#define assert_invalidate_exclusive(f) GM_BUG_ON(!invalidate_held_exclusive(f))
+#define assert_invalidate_held(f) GM_BUG_ON(!invalidate_held(f))
+
+/* pool.c */
+int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h);
+void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner);
+int arena_alloc(struct gpool *p, uint8_t **data);
+void arena_free(struct gpool *p, uint8_t *data);
+void pool_zero(struct gpool *p, uint8_t *data, uint64_t len);
+void pool_detach(struct gpool *p, struct ghuge *h);
+void pool_count(struct gpool *p, uint64_t *field_run, uint64_t *field_file,
+		uint64_t n);
+
+/* folio.c */
+struct gfolio *folio_lookup(struct gfile *f, uint64_t pg);
+int folio_get_or_alloc(struct gfile *f, uint64_t pg, struct gfolio **out,
+		       bool *allocated);
+void folio_put(struct gfile *f, struct gfolio *fo);
+void folio_pin(struct gfolio *fo, uint32_t nr, bool longterm);
+void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
+		 bool longterm);
+bool folio_has_unexpected_refs(struct gfolio *fo);
+int folio_level(const struct gfolio *fo);
+void huge_undo_alloc(struct gfile *f, uint64_t slot);
+void small_undo_alloc(struct gfile *f, uint64_t pg);
+void file_release_huge(struct gfile *f, uint64_t slot);
+void file_release_small(struct gfile *f, uint64_t pg);
+int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
+		   enum gmem_attr to);
+void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void file_run_merges(struct gfile *f);
+void file_free_folios(struct gfile *f);
+bool folio_structure_ok(struct gfile *f, char *why, size_t len);
+void huge_free_meta(struct gpool *p, struct ghuge *h);
+bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
+
+/* mm.c */
+struct gvma *vma_find(struct gmm *mm, struct gfile *f);
+int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1);
+bool pt_present(struct gvma *v, uint64_t pg);
+void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo);
+uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void vma_destroy_all(struct gfile *f);
+bool mm_ok(struct gfile *f, char *why, size_t len);
+int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
+		      struct gfolio **out);
+
+/* gup.c */
+void pinmap_destroy(struct pinmap *m);
+void pins_drop_all(struct gpool *p);
+void pins_for_each(struct gpool *p,
+		   void (*fn)(void *arg, struct gpin *pin), void *arg);
+uint64_t pinmap_count(struct pinmap *m, uint64_t pg);
+
+/* guest.c */
+int guest_level_max(struct gfile *f);
+void iommu_relevel(struct gfile *f, uint64_t pg0, uint64_t pg1);
+bool gmaps_ok(struct gfile *f, char *why, size_t len);
+
+/* file.c */
+bool page_is_shared(struct gfile *f, uint64_t pg);
+bool page_is_poisoned(struct gfile *f, uint64_t pg);
+bool range_ok(struct gfile *f, uint64_t off, uint64_t len);
+bool file_is_allocated(struct gfile *f, uint64_t pg);
+int file_enter_shared(struct gfile *f);
+int file_enter(struct gfile *f);
+void file_kick_merges(struct gfile *f);
+
+static inline struct gfile *to_file(struct gmem_file *f)
+{
+	return (struct gfile *)f;
+}
+
+static inline struct gpool *to_pool(struct gmem_pool *p)
+{
+	return (struct gpool *)p;
+}
+
+static inline struct gmm *to_mm(struct gmem_mm *m)
+{
+	return (struct gmm *)m;
+}
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a) - 1))
+
+#endif /* GMEM_INTERNAL_H */

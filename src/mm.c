@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm.c - host address spaces: mappings of files, their 4K page tables,
+ * the fault path, and zapping (unmap_mapping_pages()).
+ *
+ * A mapping (struct gvma) sits on two lists: its mm's (under mm->lock) and
+ * its file's (under the file lock).  Its page table is the file's to change,
+ * under the file lock.  A mapping goes only when its file closes, with the
+ * invalidate lock held exclusively, so a fault holding the lock shared may
+ * use the mapping it found.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/** vma_find() - @mm's mapping of @f, or NULL.  Context: invalidate lock. */
+struct gvma *vma_find(struct gmm *mm, struct gfile *f)
+{
+	struct gvma *v;
+
+	pthread_mutex_lock(&mm->lock);
+	for (v = mm->vmas; v; v = v->mm_next)
+		if (v->file == f)
+			break;
+	pthread_mutex_unlock(&mm->lock);
+	return v;
+}
+
+/* ---------------------------------------------------------- page table */
+
+/* Allocate the tables that PTEs for [pg0, pg1) need.  Tables left behind
+ * by a failing caller are empty and harmless. */
+int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1)
+{
+	for (uint64_t pg = pg0; pg < pg1;) {
+		struct gpt_pmd **pmdp = &v->pt.dir[pg >> PUD_ORDER];
+		struct gpt_pte **ptep;
+
+		if (!*pmdp && !(*pmdp = gmem_alloc(sizeof(**pmdp))))
+			return -ENOMEM;
+		ptep = &(*pmdp)->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+		if (!*ptep && !(*ptep = gmem_alloc(sizeof(**ptep))))
+			return -ENOMEM;
+		pg = ALIGN_DOWN(pg, PTRS) + PTRS;
+	}
+	return 0;
+}
+
+static struct gfolio **pt_slot(struct gvma *v, uint64_t pg)
+{
+	struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
+	struct gpt_pte *pte;
+
+	if (!pmd)
+		return NULL;
+	pte = pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+	return pte ? &pte->pte[pg & (PTRS - 1)] : NULL;
+}
+
+bool pt_present(struct gvma *v, uint64_t pg)
+{
+	struct gfolio **s = pt_slot(v, pg);
+
+	return s && *s;
+}
+
+/** pt_install() - map page @pg of folio @fo: one reference, one mapcount. */
+void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo)
+{
+	struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
+	struct gpt_pte *pte = pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+
+	GM_BUG_ON(pte->pte[pg & (PTRS - 1)]);
+	folio_get(fo);
+	atomic_fetch_add_explicit(&fo->mapcount, 1, memory_order_relaxed);
+	pte->pte[pg & (PTRS - 1)] = fo;
+	pte->nr++;
+	pmd->nr++;
+	v->pt.nr_ptes++;
+	v->file->c.host_ptes++;
+}
+
+/* Zap one mapping's entries in [pg0, pg1); returns how many went. */
+static uint64_t vma_zap(struct gfile *f, struct gvma *v, uint64_t pg0,
+			uint64_t pg1)
+{
+	uint64_t n = 0;
+
+	for (uint64_t pg = pg0; pg < pg1;) {
+		struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
+		uint64_t gb_end = ALIGN_DOWN(pg, 1ULL << PUD_ORDER) +
+				  (1ULL << PUD_ORDER);
+
+		if (!pmd || !pmd->nr) {
+			pg = gb_end;
+			continue;
+		}
+		struct gpt_pte *pte = pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+		uint64_t end = MIN(pg1, ALIGN_DOWN(pg, PTRS) + PTRS);
+
+		if (!pte || !pte->nr) {
+			pg = end;
+			continue;
+		}
+		for (; pg < end; pg++) {
+			struct gfolio **s = &pte->pte[pg & (PTRS - 1)];
+			struct gfolio *fo = *s;
+
+			if (!fo)
+				continue;
+			*s = NULL;
+			pte->nr--;
+			pmd->nr--;
+			atomic_fetch_sub_explicit(&fo->mapcount, 1,
+						  memory_order_relaxed);
+			folio_put(f, fo);
+			n++;
+		}
+	}
+	v->pt.nr_ptes -= n;
+	return n;
+}
+
+/**
+ * zap_range() - remove every host page-table entry on pages [pg0, pg1) of
+ * @f from every mm (unmap_mapping_pages()).  Returns the entries removed.
+ * Context: invalidate lock exclusive, file lock.
+ */
+uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1)
+{
+	uint64_t n = 0;
+
+	assert_invalidate_exclusive(f);
+	for (struct gvma *v = f->vmas; v; v = v->file_next)
+		n += vma_zap(f, v, pg0, pg1);
+	if (n) {
+		f->c.host_ptes -= n;
+		pool_count(f->pool, &f->pool->run.zaps, &f->c.zaps, n);
+	}
+	return n;
+}
+
+static void pt_free(struct gpt *pt)
+{
+	for (uint64_t g = 0; g < pt->nr_gb; g++) {
+		if (!pt->dir[g])
+			continue;
+		for (unsigned int i = 0; i < PTRS; i++)
+			gmem_free(pt->dir[g]->t[i], sizeof(struct gpt_pte));
+		gmem_free(pt->dir[g], sizeof(struct gpt_pmd));
+	}
+	gmem_free(pt->dir, pt->nr_gb * sizeof(*pt->dir));
+}
+
+/**
+ * vma_destroy_all() - remove every mapping of a closing file.
+ * Context: invalidate lock exclusive, file lock; entries already zapped.
+ */
+void vma_destroy_all(struct gfile *f)
+{
+	while (f->vmas) {
+		struct gvma *v = f->vmas;
+		struct gmm *mm = v->mm;
+
+		GM_BUG_ON(v->pt.nr_ptes);
+		f->vmas = v->file_next;
+		pthread_mutex_lock(&mm->lock);
+		for (struct gvma **pp = &mm->vmas; *pp; pp = &(*pp)->mm_next) {
+			if (*pp == v) {
+				*pp = v->mm_next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&mm->lock);
+		pt_free(&v->pt);
+		gmem_free(v, sizeof(*v));
+	}
+}
+
+/* ------------------------------------------------------------------ mm */
+
+static int mmap_locked(struct gmm *mm, struct gfile *f)
+{
+	struct gvma *v;
+
+	if (vma_find(mm, f))
+		return -EEXIST;
+	v = gmem_alloc(sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->pt.nr_gb = (f->nr_pages + (1ULL << PUD_ORDER) - 1) >> PUD_ORDER;
+	v->pt.dir = gmem_alloc(v->pt.nr_gb * sizeof(*v->pt.dir));
+	if (!v->pt.dir) {
+		gmem_free(v, sizeof(*v));
+		return -ENOMEM;
+	}
+	v->mm = mm;
+	v->file = f;
+	v->file_next = f->vmas;
+	f->vmas = v;
+	pthread_mutex_lock(&mm->lock);
+	v->mm_next = mm->vmas;
+	mm->vmas = v;
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+int gmem_mmap(struct gmem_mm *mmp, struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+	int ret;
+
+	if (!mmp || !file)
+		return -EINVAL;
+	ret = file_enter_shared(f);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	ret = mmap_locked(to_mm(mmp), f);
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock_shared(f);
+	return ret;
+}
+
+int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
+		   struct gmem_mm **out)
+{
+	struct gpool *p = to_pool(pool);
+	struct gmm *mm;
+	struct gfile **files = NULL;
+	uint64_t nr = 0, i;
+	int ret = 0;
+
+	if (!pool || !out)
+		return -EINVAL;
+	mm = gmem_alloc(sizeof(*mm));
+	if (!mm)
+		return -ENOMEM;
+	mm->pool = p;
+	pthread_mutex_init(&mm->lock, NULL);
+	if (fork_from) {
+		/* Snapshot the parent's files without holding file locks
+		 * (mm->lock nests inside them), then map each again. */
+		struct gmm *parent = to_mm(fork_from);
+		struct gvma *v;
+
+		pthread_mutex_lock(&parent->lock);
+		for (v = parent->vmas; v; v = v->mm_next)
+			nr++;
+		files = gmem_alloc((nr ? nr : 1) * sizeof(*files));
+		if (files) {
+			i = 0;
+			for (v = parent->vmas; v; v = v->mm_next)
+				files[i++] = v->file;
+		}
+		pthread_mutex_unlock(&parent->lock);
+		if (!files) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		/* Parent's list is newest first: map oldest first. */
+		for (i = nr; i-- > 0;) {
+			ret = gmem_mmap((struct gmem_mm *)mm,
+					(struct gmem_file *)files[i]);
+			if (ret == -EBADF)
+				ret = 0;	/* closed meanwhile */
+			if (ret)
+				goto err;
+		}
+		gmem_free(files, (nr ? nr : 1) * sizeof(*files));
+	}
+	pthread_mutex_lock(&p->files_lock);
+	mm->next = p->mms;
+	p->mms = mm;
+	pthread_mutex_unlock(&p->files_lock);
+	*out = (struct gmem_mm *)mm;
+	return 0;
+err:
+	if (files) {
+		/* Undo the mappings made so far. */
+		for (i = 0; i < nr; i++) {
+			struct gfile *f = files[i];
+			struct gvma *v;
+
+			if (file_enter(f))
+				continue;
+			pthread_mutex_lock(&f->lock);
+			for (struct gvma **pp = &f->vmas; (v = *pp);
+			     pp = &v->file_next) {
+				if (v->mm == mm) {
+					*pp = v->file_next;
+					pt_free(&v->pt);
+					gmem_free(v, sizeof(*v));
+					break;
+				}
+			}
+			pthread_mutex_unlock(&f->lock);
+			invalidate_unlock(f);
+		}
+		gmem_free(files, (nr ? nr : 1) * sizeof(*files));
+	}
+	pthread_mutex_destroy(&mm->lock);
+	gmem_free(mm, sizeof(*mm));
+	return ret;
+}
+
+/* ---------------------------------------------------------------- fault */
+
+/**
+ * host_fault_locked() - fault page @pg in through mapping @v.
+ * Return: 0 with *@out the folio; GMEM_SIGBUS for a private or poisoned
+ * page, or when memory for a hole cannot be had.
+ * Context: invalidate lock (either mode), file lock.
+ */
+int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
+		      struct gfolio **out)
+{
+	struct gfolio **s = pt_slot(v, pg);
+	struct gfolio *fo;
+	bool allocated;
+
+	if (!page_is_shared(f, pg) || page_is_poisoned(f, pg))
+		return GMEM_SIGBUS;
+	if (s && *s) {
+		*out = *s;
+		return 0;
+	}
+	if (pt_prepare(v, pg, pg + 1))
+		return GMEM_SIGBUS;
+	if (folio_get_or_alloc(f, pg, &fo, &allocated))
+		return GMEM_SIGBUS;
+	pt_install(v, pg, fo);
+	*out = fo;
+	return 0;
+}
+
+/* Fault in and, with @val, load or store one byte. */
+static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
+		       uint64_t off, int op, uint8_t *val)
+{
+	struct gfile *f = to_file(file);
+	struct gfolio *fo;
+	struct gvma *v;
+	uint64_t pg = off >> PAGE_SHIFT;
+	int ret;
+
+	if (!mmp || !file)
+		return -EINVAL;
+	ret = file_enter_shared(f);
+	if (ret)
+		return ret;
+	if (op && f->pool->backing == GMEM_BACKING_NONE) {
+		ret = -ENXIO;
+		goto out;
+	}
+	v = vma_find(to_mm(mmp), f);
+	if (!v) {
+		ret = -EFAULT;
+		goto out;
+	}
+	if (off >= f->size) {
+		ret = GMEM_SIGBUS;
+		goto out;
+	}
+	pthread_mutex_lock(&f->lock);
+	ret = host_fault_locked(v, f, pg, &fo);
+	if (!ret && op) {
+		uint8_t *b = fo->data + ((pg - fo->index) << PAGE_SHIFT) +
+			     (off & (PAGE_SIZE - 1));
+
+		if (op > 0)
+			*b = *val;
+		else
+			*val = *b;
+	}
+	pthread_mutex_unlock(&f->lock);
+out:
+	invalidate_unlock_shared(f);
+	return ret;
+}
+
+int gmem_fault(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
+	       unsigned int flags)
+{
+	if (flags & ~GMEM_WRITE)
+		return -EINVAL;
+	return host_access(mm, file, off, 0, NULL);
+}
+
+int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
+		   uint8_t *val)
+{
+	if (!val)
+		return -EINVAL;
+	return host_access(mm, file, off, -1, val);
+}
+
+int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
+		    uint8_t val)
+{
+	return host_access(mm, file, off, 1, &val);
+}
+
+/* ----------------------------------------------------------- validator */
+
+/**
+ * mm_ok() - every host entry maps a shared, unpoisoned page through the
+ * file's own folio for it; entry counts and every folio's mapcount match.
+ * This is the safety rule: no private page is mapped by the host.
+ */
+bool mm_ok(struct gfile *f, char *why, size_t len)
+{
+	uint64_t total = 0;
+
+	for (struct gvma *v = f->vmas; v; v = v->file_next) {
+		uint64_t n = 0;
+
+		for (uint64_t g = 0; g < v->pt.nr_gb; g++) {
+			struct gpt_pmd *pmd = v->pt.dir[g];
+			uint32_t pmd_n = 0;
+
+			if (!pmd)
+				continue;
+			for (unsigned int i = 0; i < PTRS; i++) {
+				struct gpt_pte *pte = pmd->t[i];
+				uint32_t pte_n = 0;
+
+				if (!pte)
+					continue;
+				for (unsigned int j = 0; j < PTRS; j++) {
+					struct gfolio *fo = pte->pte[j];
+					uint64_t pg = (g << PUD_ORDER) +
+						      ((uint64_t)i << PMD_ORDER) + j;
+
+					if (!fo)
+						continue;
+					pte_n++;
+					if (!page_is_shared(f, pg) ||
+					    page_is_poisoned(f, pg)) {
+						snprintf(why, len,
+							 "host maps %s page 0x%llx",
+							 page_is_shared(f, pg) ?
+							 "poisoned" : "private",
+							 (unsigned long long)(pg << PAGE_SHIFT));
+						return false;
+					}
+					if (fo != folio_lookup(f, pg)) {
+						snprintf(why, len,
+							 "host entry at 0x%llx maps a stale folio",
+							 (unsigned long long)(pg << PAGE_SHIFT));
+						return false;
+					}
+				}
+				if (pte_n != pte->nr) {
+					snprintf(why, len, "pte table count");
+					return false;
+				}
+				pmd_n += pte_n;
+			}
+			if (pmd_n != pmd->nr) {
+				snprintf(why, len, "pmd table count");
+				return false;
+			}
+			n += pmd_n;
+		}
+		if (n != v->pt.nr_ptes) {
+			snprintf(why, len, "mapping entry count %llu, kept %llu",
+				 (unsigned long long)n,
+				 (unsigned long long)v->pt.nr_ptes);
+			return false;
+		}
+		total += n;
+	}
+	if (total != f->c.host_ptes) {
+		snprintf(why, len, "host_ptes %llu, counted %llu",
+			 (unsigned long long)f->c.host_ptes,
+			 (unsigned long long)total);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pool.c - the pool of huge pages (hugetlb hstate + subpool), its real
+ * memory, and the 4K arena that policy-4k files draw from (the buddy
+ * allocator's part).
+ *
+ * Counters (TRACE.md): @free counts pages that hold no file's data,
+ * reserved or not; @resv the pages files reserved but have not allocated;
+ * @total the pages still in the pool (a retired page leaves it).  Always:
+ * resv <= free <= total, and once every file is closed and every pin
+ * dropped, free == total.
+ */
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#endif
+#ifndef MFD_HUGE_1GB
+#define MFD_HUGE_1GB (30U << 26)
+#endif
+
+/* The 4K arena: a sparse memfd; 64 GiB of address space is plenty for
+ * the policy-4k files a pool of this library serves. */
+#define ARENA_BYTES (64ULL << 30)
+
+/* Free huge pages of @page_size the host has now, or 0 if unknown. */
+static uint64_t host_free_hugepages(uint64_t page_size)
+{
+	char path[128];
+	unsigned long long n = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	if (fscanf(fp, "%llu", &n) != 1)
+		n = 0;
+	fclose(fp);
+	return n;
+}
+
+static int map_hugetlb(struct gpool *p, size_t len)
+{
+	unsigned int flags = MFD_CLOEXEC | MFD_HUGETLB |
+		(p->order == PUD_ORDER ? MFD_HUGE_1GB : MFD_HUGE_2MB);
+	void *m;
+
+	p->fd = memfd_create("gmem-pool", flags);
+	if (p->fd < 0)
+		return -errno;
+	if (ftruncate(p->fd, (off_t)len) < 0)
+		return -ENOMEM;
+	/* No MAP_NORESERVE: hugetlb reserves the pages now or fails. */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	p->base = m;
+	p->map_raw = m;
+	p->map_len = len;
+	return 0;
+}
+
+/* A plain memfd mapped at huge-page alignment, untouched (sparse). */
+static int map_memfd(struct gpool *p, size_t len)
+{
+	void *raw, *m;
+	uintptr_t a;
+
+	p->fd = memfd_create("gmem-pool", MFD_CLOEXEC);
+	if (p->fd < 0)
+		return -errno;
+	if (ftruncate(p->fd, (off_t)len) < 0)
+		return -ENOMEM;
+	raw = mmap(NULL, len + p->page_size, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return -ENOMEM;
+	a = ((uintptr_t)raw + p->page_size - 1) & ~(uintptr_t)(p->page_size - 1);
+	m = mmap((void *)a, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->fd, 0);
+	if (m == MAP_FAILED) {
+		munmap(raw, len + p->page_size);
+		return -ENOMEM;
+	}
+	p->map_raw = raw;
+	p->map_len = len + p->page_size;
+	p->base = m;
+	return 0;
+}
+
+int gmem_pool_create(uint64_t page_size, uint64_t count,
+		     enum gmem_backing backing, struct gmem_pool **out)
+{
+	struct gpool *p;
+	size_t len;
+	int ret = 0;
+
+	if (!out || (page_size != GMEM_2M && page_size != GMEM_1G) ||
+	    (unsigned int)backing > GMEM_BACKING_NONE ||
+	    count > (1ULL << 47) / page_size)
+		return -EINVAL;
+	p = gmem_alloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->page_size = page_size;
+	p->order = page_size == GMEM_1G ? PUD_ORDER : PMD_ORDER;
+	p->total = p->free = count;
+	p->fd = -1;
+	p->arena_fd = -1;
+	p->pin_next_id = 1;
+	pthread_mutex_init(&p->files_lock, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+
+	if (backing == GMEM_BACKING_AUTO)
+		backing = count && host_free_hugepages(page_size) >= count ?
+			GMEM_BACKING_HUGETLB : GMEM_BACKING_MEMFD;
+	p->backing = backing;
+	len = (size_t)(count * page_size);
+	if (backing == GMEM_BACKING_HUGETLB && count)
+		ret = map_hugetlb(p, len);
+	else if (backing == GMEM_BACKING_MEMFD && count)
+		ret = map_memfd(p, len);
+	if (ret)
+		goto err;
+
+	p->free_stack = gmem_alloc((count ? count : 1) * sizeof(uint64_t));
+	p->pin_hash_size = 1024;
+	p->pin_hash = gmem_alloc(p->pin_hash_size * sizeof(struct gpin *));
+	if (!p->free_stack || !p->pin_hash) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	/* Pop order 0, 1, 2, ...: deterministic placement for traces. */
+	for (uint64_t i = 0; i < count; i++)
+		p->free_stack[i] = count - 1 - i;
+	p->nr_free_stack = count;
+	*out = (struct gmem_pool *)p;
+	return 0;
+err:
+	gmem_pool_destroy((struct gmem_pool *)p);
+	return ret;
+}
+
+enum gmem_backing gmem_pool_backing(const struct gmem_pool *pool)
+{
+	return ((const struct gpool *)pool)->backing;
+}
+
+uint64_t gmem_pool_page_size(const struct gmem_pool *pool)
+{
+	return ((const struct gpool *)pool)->page_size;
+}
+
+void gmem_pool_destroy(struct gmem_pool *pool)
+{
+	struct gpool *p = to_pool(pool);
+
+	if (!p)
+		return;
+	for (;;) {
+		struct gfile *f;
+
+		pthread_mutex_lock(&p->files_lock);
+		f = p->files;
+		pthread_mutex_unlock(&p->files_lock);
+		if (!f)
+			break;
+		gmem_file_close((struct gmem_file *)f);
+	}
+	pins_drop_all(p);
+	while (p->zombies) {
+		struct gfile *f = p->zombies;
+
+		p->zombies = f->next;
+		pthread_mutex_destroy(&f->lock);
+		pthread_cond_destroy(&f->pin_wait);
+		inval_destroy(&f->inval);
+		gmem_free(f, sizeof(*f));
+	}
+	while (p->mms) {
+		struct gmm *mm = p->mms;
+
+		p->mms = mm->next;
+		pthread_mutex_destroy(&mm->lock);
+		gmem_free(mm, sizeof(*mm));
+	}
+	if (p->map_raw)
+		munmap(p->map_raw, p->map_len);
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->arena)
+		munmap(p->arena, ARENA_BYTES);
+	if (p->arena_fd >= 0)
+		close(p->arena_fd);
+	gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
+	gmem_free(p->free_stack, (p->total + p->retired ? p->total + p->retired : 1) *
+		  sizeof(uint64_t));
+	gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
+	pthread_mutex_destroy(&p->files_lock);
+	pthread_mutex_destroy(&p->lock);
+	gmem_free(p, sizeof(*p));
+}
+
+/**
+ * pool_alloc_huge() - take a free huge page for @f, using one of its
+ * reservations if it has any, else an unreserved free page.
+ * Return: 0 or -ENOMEM.
+ */
+int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (f->resv) {
+		f->resv--;
+		p->resv--;
+		h->from_resv = true;
+	} else if (p->free > p->resv) {
+		h->from_resv = false;
+	} else {
+		ret = -ENOMEM;
+		goto out;
+	}
+	GM_BUG_ON(p->nr_free_stack == 0);
+	h->pfn = p->free_stack[--p->nr_free_stack];
+	p->free--;
+out:
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* Drop a range of pool memory: the kernel frees it and reads give zero. */
+void pool_zero(struct gpool *p, uint8_t *data, uint64_t len)
+{
+	if (!data || !len)
+		return;
+	if (p->backing == GMEM_BACKING_MEMFD &&
+	    fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(data - p->base), (off_t)len) == 0)
+		return;
+	memset(data, 0, len);
+}
+
+/**
+ * pool_return_huge() - a huge page no longer holds data: free it, or retire
+ * it if poisoned.  The owner, if still open, keeps the reservation the page
+ * was allocated under.  The caller frees the descriptors.
+ */
+void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner)
+{
+	if (h->data) {
+		if (p->backing == GMEM_BACKING_HUGETLB)
+			fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(h->data - p->base), (off_t)p->page_size);
+		else
+			pool_zero(p, h->data, p->page_size);
+	}
+	pthread_mutex_lock(&p->lock);
+	for (struct ghuge **pp = &p->detached; *pp; pp = &(*pp)->next_detached) {
+		if (*pp == h) {
+			*pp = h->next_detached;
+			p->detached_meta -= h->meta;
+			break;
+		}
+	}
+	if (h->poisoned) {
+		p->total--;
+		p->retired++;
+	} else {
+		p->free_stack[p->nr_free_stack++] = h->pfn;
+		p->free++;
+		if (owner && !owner->closed && h->from_resv) {
+			owner->resv++;
+			p->resv++;
+		}
+	}
+	p->run.pool_returned++;
+	if (owner && !owner->closed)
+		owner->c.pool_returned++;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* A huge page punched while pinned: it waits on the pool's list. */
+void pool_detach(struct gpool *p, struct ghuge *h)
+{
+	pthread_mutex_lock(&p->lock);
+	h->next_detached = p->detached;
+	p->detached = h;
+	p->detached_meta += h->meta;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Count an event both run-wide (pool lock) and for the file (file lock). */
+void pool_count(struct gpool *p, uint64_t *field_run, uint64_t *field_file,
+		uint64_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	*field_run += n;
+	pthread_mutex_unlock(&p->lock);
+	if (field_file)
+		*field_file += n;
+}
+
+/* ---------------------------------------------------------------- arena */
+
+static int arena_init(struct gpool *p)
+{
+	void *m;
+
+	p->arena_fd = memfd_create("gmem-4k", MFD_CLOEXEC);
+	if (p->arena_fd < 0)
+		return -ENOMEM;
+	if (ftruncate(p->arena_fd, (off_t)ARENA_BYTES) < 0)
+		goto err;
+	m = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE, p->arena_fd, 0);
+	if (m == MAP_FAILED)
+		goto err;
+	p->arena = m;
+	p->arena_frames = ARENA_BYTES >> PAGE_SHIFT;
+	return 0;
+err:
+	close(p->arena_fd);
+	p->arena_fd = -1;
+	return -ENOMEM;
+}
+
+/**
+ * arena_alloc() - one zeroed 4K page from outside the pool (policy 4k).
+ * @data: receives its address (NULL for backing none).
+ * Return: 0 or -ENOMEM.
+ */
+int arena_alloc(struct gpool *p, uint8_t **data)
+{
+	int ret = 0;
+
+	*data = NULL;
+	if (p->backing == GMEM_BACKING_NONE)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (!p->arena && (ret = arena_init(p)))
+		goto out;
+	if (p->arena_nr_free) {
+		*data = p->arena + (p->arena_free[--p->arena_nr_free] << PAGE_SHIFT);
+		goto out;
+	}
+	if (p->arena_next == p->arena_frames) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Room on the free stack for every frame handed out, so freeing
+	 * never needs memory. */
+	if (p->arena_next == p->arena_cap_free) {
+		uint64_t cap = p->arena_cap_free ? p->arena_cap_free * 2 : 1024;
+		uint64_t *n = gmem_alloc(cap * sizeof(uint64_t));
+
+		if (!n) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (p->arena_free)
+			memcpy(n, p->arena_free, p->arena_nr_free * sizeof(uint64_t));
+		gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
+		p->arena_free = n;
+		p->arena_cap_free = cap;
+	}
+	*data = p->arena + (p->arena_next++ << PAGE_SHIFT);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+void arena_free(struct gpool *p, uint8_t *data)
+{
+	if (!data)
+		return;
+	fallocate(p->arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(data - p->arena), (off_t)PAGE_SIZE);
+	pthread_mutex_lock(&p->lock);
+	p->arena_free[p->arena_nr_free++] = (uint64_t)(data - p->arena) >> PAGE_SHIFT;
+	pthread_mutex_unlock(&p->lock);
+}

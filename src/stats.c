@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stats.c - statistics snapshots and errno names.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* TRACE.md's keys, sorted, then the extra ones (printed only when named). */
+const char *const gmem_stat_keys[] = {
+	"collapses", "conversions", "eagain", "ebusy",
+	"folios_1g", "folios_2m", "folios_4k",
+	"guest_1g", "guest_2m", "guest_4k", "host_ptes",
+	"iommu_1g", "iommu_2m", "iommu_4k", "meta_bytes", "pins",
+	"pool_free", "pool_resv", "pool_retired", "pool_total",
+	"shatters", "vmemmap_bytes", "zaps",
+	"eopnotsupp", "pin_wait_ns", "pool_returned",
+	NULL
+};
+const unsigned int gmem_stat_nr_listed = 23;
+
+#define KEY(name) { #name, offsetof(struct gmem_stats, name) }
+static const struct {
+	const char *name;
+	size_t off;
+} key_offsets[] = {
+	KEY(collapses), KEY(conversions), KEY(eagain), KEY(ebusy),
+	KEY(folios_1g), KEY(folios_2m), KEY(folios_4k),
+	KEY(guest_1g), KEY(guest_2m), KEY(guest_4k), KEY(host_ptes),
+	KEY(iommu_1g), KEY(iommu_2m), KEY(iommu_4k), KEY(meta_bytes),
+	KEY(pins), KEY(pool_free), KEY(pool_resv), KEY(pool_retired),
+	KEY(pool_total), KEY(shatters), KEY(vmemmap_bytes), KEY(zaps),
+	KEY(eopnotsupp), KEY(pin_wait_ns), KEY(pool_returned),
+};
+
+int gmem_stat_get(const struct gmem_stats *s, const char *key, uint64_t *val)
+{
+	for (size_t i = 0; i < sizeof(key_offsets) / sizeof(key_offsets[0]); i++) {
+		if (!strcmp(key, key_offsets[i].name)) {
+			memcpy(val, (const char *)s + key_offsets[i].off,
+			       sizeof(*val));
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Kernel-equivalent vmemmap: 4 KiB per intact huge folio under HVO, one
+ * 64-byte struct page per 4K folio. */
+static uint64_t vmemmap_of(const uint64_t folios[3])
+{
+	return 4096 * (folios[GMAP_1G] + folios[GMAP_2M]) + 64 * folios[GMAP_4K];
+}
+
+/* Add a file's gauges (and with @counters its counters).  File lock held. */
+static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
+{
+	s->folios_4k += f->c.folios[GMAP_4K];
+	s->folios_2m += f->c.folios[GMAP_2M];
+	s->folios_1g += f->c.folios[GMAP_1G];
+	s->meta_bytes += f->c.meta_bytes;
+	s->vmemmap_bytes += vmemmap_of(f->c.folios);
+	s->guest_4k += gmap_bytes(&f->guest, GMAP_4K);
+	s->guest_2m += gmap_bytes(&f->guest, GMAP_2M);
+	s->guest_1g += gmap_bytes(&f->guest, GMAP_1G);
+	s->iommu_4k += gmap_bytes(&f->iommu, GMAP_4K);
+	s->iommu_2m += gmap_bytes(&f->iommu, GMAP_2M);
+	s->iommu_1g += gmap_bytes(&f->iommu, GMAP_1G);
+	s->host_ptes += f->c.host_ptes;
+	if (!counters)
+		return;
+	s->pins = f->c.pins;
+	s->shatters = f->c.shatters;
+	s->collapses = f->c.collapses;
+	s->conversions = f->c.conversions;
+	s->eagain = f->c.eagain;
+	s->ebusy = f->c.ebusy;
+	s->zaps = f->c.zaps;
+	s->eopnotsupp = f->c.eopnotsupp;
+	s->pool_returned = f->c.pool_returned;
+	s->pin_wait_ns = f->c.pin_wait_ns;
+}
+
+static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
+{
+	pthread_mutex_lock(&p->lock);
+	s->pool_total = p->total;
+	s->pool_free = p->free;
+	s->pool_resv = p->resv;
+	s->pool_retired = p->retired;
+	if (counters) {
+		s->meta_bytes += p->detached_meta;
+		s->vmemmap_bytes += 4096 * p->free;
+		s->pins = p->nr_pins;
+		s->shatters = p->run.shatters;
+		s->collapses = p->run.collapses;
+		s->conversions = p->run.conversions;
+		s->eagain = p->run.eagain;
+		s->ebusy = p->run.ebusy;
+		s->zaps = p->run.zaps;
+		s->eopnotsupp = p->run.eopnotsupp;
+		s->pool_returned = p->run.pool_returned;
+		s->pin_wait_ns = p->run.pin_wait_ns;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
+	       struct gmem_stats *out)
+{
+	struct gpool *p = to_pool(pool);
+	int ret;
+
+	if (!pool || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (file) {
+		struct gfile *f = to_file(file);
+
+		ret = file_enter_shared(f);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&f->lock);
+		add_file(out, f, true);
+		pthread_mutex_unlock(&f->lock);
+		invalidate_unlock_shared(f);
+		add_pool(out, p, false);
+		return 0;
+	}
+	pthread_mutex_lock(&p->files_lock);
+	for (struct gfile *f = p->files; f; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		add_file(out, f, false);
+		pthread_mutex_unlock(&f->lock);
+	}
+	add_pool(out, p, true);
+	pthread_mutex_unlock(&p->files_lock);
+	return 0;
+}
+
+const char *gmem_errno_name(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0: return "OK";
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case EINTR: return "EINTR";
+	case EIO: return "EIO";
+	case ENXIO: return "ENXIO";
+	case EBADF: return "EBADF";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EFAULT: return "EFAULT";
+	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case ENODEV: return "ENODEV";
+	case EINVAL: return "EINVAL";
+	case ENOSPC: return "ENOSPC";
+	case ERANGE: return "ERANGE";
+	case ENOSYS: return "ENOSYS";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EUCLEAN: return "EUCLEAN";
+	case EHWPOISON: return "EHWPOISON";
+	default: return "EUNKNOWN";
+	}
+}

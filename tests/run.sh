@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# tests/run.sh [BUILD [FILTER]] - run every test against one build.
+#
+# Runs each unit test program BUILD/tests/unit/test_* (one per
+# tests/unit/test_*.c) and replays each tests/traces/*.trace with
+# BUILD/gmem.  A program passes when it exits 0 and is skipped when it exits
+# 77 (its last line of output is the reason); a trace passes when replay
+# exits 0.  One line per test, PASS/FAIL/SKIP, the output of a failure
+# indented below it, and last "N passed, N failed" (", N skipped" when some
+# were).  FILTER, if given, runs only the tests whose name contains it.
+#
+# BUILD defaults to $BUILD, else build.  GMEM_TEST_TIMEOUT (seconds, 600 by
+# default) bounds each test.  Exit status 1 if any test failed.
+
+set -u
+cd "$(dirname "$0")/.." || exit 2
+
+build=${1:-${BUILD:-build}}
+filter=${2:-}
+limit=${GMEM_TEST_TIMEOUT:-600}
+
+# Sanitizer builds: stack traces for UB, and stop at the first report.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+passed=0
+failed=0
+skipped=0
+log=$(mktemp "${TMPDIR:-/tmp}/gmem-test.XXXXXX") || exit 2
+trap 'rm -f "$log"' EXIT
+
+have_timeout=false
+command -v timeout >/dev/null 2>&1 && have_timeout=true
+
+# run NAME COMMAND...: runs one test and prints its line.
+run() {
+	local name=$1 rc reason
+	shift
+	if [ -n "$filter" ] && [[ $name != *"$filter"* ]]; then
+		return
+	fi
+	if $have_timeout; then
+		timeout "$limit" "$@" >"$log" 2>&1 </dev/null
+	else
+		"$@" >"$log" 2>&1 </dev/null
+	fi
+	rc=$?
+	case $rc in
+	0)
+		echo "PASS $name"
+		passed=$((passed + 1))
+		;;
+	77)
+		reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1)
+		echo "SKIP $name: ${reason:-no reason given}"
+		skipped=$((skipped + 1))
+		;;
+	*)
+		if $have_timeout && [ "$rc" = 124 ]; then
+			echo "FAIL $name (timed out after ${limit}s)"
+		else
+			echo "FAIL $name (exit $rc)"
+		fi
+		tail -n 30 "$log" | sed 's/^/    /'
+		failed=$((failed + 1))
+		;;
+	esac
+}
+
+# A test whose program is missing fails (a command, so that timeout runs it).
+not_built=(bash -c 'echo "not built: $0"; exit 1')
+
+for src in tests/unit/test_*.c; do
+	[ -e "$src" ] || continue
+	name=${src#tests/}
+	name=${name%.c}
+	bin=$build/tests/unit/$(basename "$src" .c)
+	if [ -x "$bin" ]; then
+		run "$name" "$bin"
+	else
+		run "$name" "${not_built[@]}" "$bin"
+	fi
+done
+
+for trace in tests/traces/*.trace; do
+	[ -e "$trace" ] || continue
+	name=${trace#tests/}
+	if [ -x "$build/gmem" ]; then
+		run "$name" "$build/gmem" replay "$trace"
+	else
+		run "$name" "${not_built[@]}" "$build/gmem"
+	fi
+done
+
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * gmem.c - the gmem command-line tool.
+ *
+ * One subcommand per entry of the table below; each parses its own
+ * arguments and returns the process's exit code.  Messages of the tool
+ * itself go to stderr prefixed "gmem: "; 2 is the exit code of a usage
+ * error, as for replay's malformed traces.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gmem.h"
+#include "trace.h"
+
+#define EXIT_USAGE 2
+
+struct subcmd {
+	const char *name;
+	const char *args;	/* after "gmem NAME" in the usage */
+	const char *summary;
+	const char *help;	/* printed by "gmem NAME --help" */
+	int (*run)(int argc, char **argv);
+};
+
+static int replay_main(int argc, char **argv);
+
+/* Future subcommands (compare, vm) go here, one line each. */
+static const struct subcmd subcmds[] = {
+	{ "replay", "FILE|-", "run a trace (see TRACE.md); - reads stdin",
+	  "Runs a trace, one command a line, and prints \"LINENO: RESULT\" for\n"
+	  "each command on stdout.  FILE - reads the trace from stdin.\n"
+	  "\n"
+	  "Exit status: 0 the trace ran to its end and every expect held;\n"
+	  "1 an expect failed (\"LINENO: expect failed: ...\" on stdout);\n"
+	  "2 a malformed line (\"LINENO: syntax error: ...\" on stderr),\n"
+	  "or the trace could not be read.\n",
+	  replay_main },
+};
+
+#define NR_SUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: gmem <command> [<args>]\n"
+		   "       gmem --help | --version\n\ncommands:\n");
+	for (i = 0; i < NR_SUBCMDS; i++)
+		fprintf(f, "  %-8s %-10s %s\n", subcmds[i].name,
+			subcmds[i].args, subcmds[i].summary);
+	fprintf(f, "\n\"gmem <command> --help\" describes a command.\n");
+}
+
+static void subcmd_usage(const struct subcmd *c, FILE *f)
+{
+	fprintf(f, "usage: gmem %s %s\n", c->name, c->args);
+}
+
+static const struct subcmd *find_subcmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NR_SUBCMDS; i++)
+		if (!strcmp(subcmds[i].name, name))
+			return &subcmds[i];
+	return NULL;
+}
+
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+static int replay_main(int argc, char **argv)
+{
+	const struct subcmd *c = find_subcmd("replay");
+	const char *path;
+	FILE *in;
+	int ret;
+
+	if (argc == 2 && is_help(argv[1])) {
+		subcmd_usage(c, stdout);
+		printf("\n%s", c->help);
+		return EXIT_SUCCESS;
+	}
+	if (argc != 2 || (argv[1][0] == '-' && argv[1][1])) {
+		fprintf(stderr, "gmem: replay takes one trace file, or - for stdin\n");
+		subcmd_usage(c, stderr);
+		return EXIT_USAGE;
+	}
+	path = argv[1];
+	if (!strcmp(path, "-")) {
+		in = stdin;
+		path = "<stdin>";
+	} else {
+		in = fopen(path, "r");
+		if (!in) {
+			fprintf(stderr, "gmem: %s: %s\n", path, strerror(errno));
+			return EXIT_USAGE;
+		}
+	}
+	/*
+	 * Line-buffered, so that what ran before a crash of the library is
+	 * on record (abort() does not flush stdio).
+	 */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ret = trace_replay(in, path, stdout, stderr);
+	if (in != stdin)
+		fclose(in);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const struct subcmd *c;
+
+	if (argc < 2) {
+		fprintf(stderr, "gmem: no command given\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+		if (argc > 2 && (c = find_subcmd(argv[2]))) {
+			subcmd_usage(c, stdout);
+			printf("\n%s", c->help);
+		} else {
+			usage(stdout);
+		}
+		return EXIT_SUCCESS;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("gmem %s\n", GMEM_VERSION_STRING);
+		return EXIT_SUCCESS;
+	}
+	c = find_subcmd(argv[1]);
+	if (!c) {
+		fprintf(stderr, "gmem: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return c->run(argc - 1, argv + 1);
+}
