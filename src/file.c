@@ -543,6 +543,9 @@ int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
 	ret = rs_prepare(&f->poison);
 	if (ret)
 		goto unlock;
+	/* Guest entries over the hole go (kvm_gmem_invalidate_begin()); host
+	 * entries on parts of a huge page stay: the memory stays. */
+	gmap_remove(&f->guest, off, off + len);
 	if (f->policy == GMEM_POLICY_4K) {
 		for (uint64_t pg = pg0; pg < pg1;) {
 			if (!f->small[pg >> PMD_ORDER]) {

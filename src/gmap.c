@@ -28,7 +28,7 @@
 #define SZ_2M		(1ULL << SHIFT_2M)
 #define SZ_1G		(1ULL << SHIFT_1G)
 
-#define NR_SLOTS	512	/* slots per table at every level below the top */
+#define NR_SLOTS	512	/* slots per 2M table and per 4K bitmap */
 #define SLOT_MASK	(NR_SLOTS - 1)
 #define NR_WORDS	(NR_SLOTS / 64)
 
@@ -45,7 +45,7 @@ struct gmap_bm {
 struct gmap_pt {
 	uintptr_t slot[NR_SLOTS];
 	uint64_t used[NR_WORDS];	/* a bit per non-empty slot */
-	uint32_t nr_used;		/* non-empty slots; never 0 while linked */
+	uint32_t nr_used;		/* non-empty slots; never 0 if linked */
 };
 
 static const unsigned int level_shift[GMAP_NR_LEVELS] = {
@@ -208,6 +208,7 @@ static size_t top_words(uint64_t nr_gb)
  *
  * Allocates the top array, 8 bytes per GiB of file plus a bitmap.
  *
+ * Context: the caller serialises updates; allocates through gmem_alloc().
  * Return: 0; -EINVAL if @size is not a multiple of 2 MiB; -ENOMEM.
  */
 int gmap_init(struct gmap *m, uint64_t size)
@@ -320,6 +321,7 @@ static bool block_ok(const struct gmap *m, uint64_t base, int level)
  * entry that is already there does nothing.  The caller guarantees that
  * no larger entry covers the block.
  *
+ * Context: the caller serialises updates; allocates through gmem_alloc().
  * Return: 0; -ENOMEM with the map unchanged; -EINVAL if @level is not a
  * level, @base is misaligned or the block does not lie wholly inside the
  * file (so a 1G entry needs the whole GiB); -EEXIST, with the map
@@ -596,6 +598,9 @@ check_fail(char *why, size_t len, const char *fmt, ...)
 	return false;
 }
 
+/* A 2M slot's index in the file, for messages. */
+#define G2(gi, si)	((unsigned long long)((gi) * NR_SLOTS + (si)))
+
 /*
  * Check the 2M table of GiB @gi and add what it holds to @bytes, @nr_bm.
  * Slots past the end of the file must be empty.
@@ -612,18 +617,15 @@ static bool pt_ok(const struct gmap *m, uint64_t gi, uint64_t *bytes,
 	for (si = 0; si < NR_SLOTS; si++) {
 		s = pt->slot[si];
 		if (test_bit(pt->used, si) != (s != SLOT_EMPTY))
-			return check_fail(why, len,
-					  "2M slot %llu: used bit %d, slot %#lx",
-					  (unsigned long long)(gi * NR_SLOTS + si),
-					  test_bit(pt->used, si),
+			return check_fail(why, len, "2M slot %llu: used bit %d, slot %#lx",
+					  G2(gi, si), test_bit(pt->used, si),
 					  (unsigned long)s);
 		if (s == SLOT_EMPTY)
 			continue;
 		used++;
 		if (gi * NR_SLOTS + si >= limit)
-			return check_fail(why, len,
-					  "2M slot %llu past the end of the file",
-					  (unsigned long long)(gi * NR_SLOTS + si));
+			return check_fail(why, len, "2M slot %llu past EOF",
+					  G2(gi, si));
 		if (s == SLOT_ENTRY) {
 			bytes[GMAP_2M] += SZ_2M;
 			continue;
@@ -632,17 +634,51 @@ static bool pt_ok(const struct gmap *m, uint64_t gi, uint64_t *bytes,
 		for (w = 0, nr = 0; w < NR_WORDS; w++)
 			nr += (unsigned int)__builtin_popcountll(bm->bits[w]);
 		if (!nr || nr != bm->nr)
-			return check_fail(why, len,
-					  "4K bitmap at 2M slot %llu: nr %u, %u bits set",
-					  (unsigned long long)(gi * NR_SLOTS + si),
-					  bm->nr, nr);
+			return check_fail(why, len, "2M slot %llu: bitmap nr %u, %u bits",
+					  G2(gi, si), bm->nr, nr);
 		bytes[GMAP_4K] += nr * SZ_4K;
 		(*nr_bm)++;
 	}
 	if (!used || used != pt->nr_used)
-		return check_fail(why, len,
-				  "2M table of GiB %llu: nr_used %u, %u slots used",
+		return check_fail(why, len, "GiB %llu: nr_used %u, %u slots used",
 				  (unsigned long long)gi, pt->nr_used, used);
+	return true;
+}
+
+/*
+ * Check the top slots against their bitmap, and the tables under them,
+ * adding what they hold to @bytes, @nr_pt and @nr_bm.
+ */
+static bool top_ok(const struct gmap *m, uint64_t *bytes, uint64_t *nr_pt,
+		   uint64_t *nr_bm, char *why, size_t len)
+{
+	uint64_t gi;
+	uintptr_t s;
+
+	for (gi = 0; gi < m->nr_gb; gi++) {
+		s = m->top[gi];
+		if (test_bit(m->top_used, gi) != (s != SLOT_EMPTY))
+			return check_fail(why, len, "GiB %llu: used bit %d, slot %#lx",
+					  (unsigned long long)gi,
+					  test_bit(m->top_used, gi),
+					  (unsigned long)s);
+		if (s == SLOT_EMPTY)
+			continue;
+		if (s == SLOT_ENTRY) {
+			if (m->size - (gi << SHIFT_1G) < SZ_1G)
+				return check_fail(why, len, "1G entry at GiB %llu past EOF",
+						  (unsigned long long)gi);
+			bytes[GMAP_1G] += SZ_1G;
+			continue;
+		}
+		if (!pt_ok(m, gi, bytes, nr_bm, why, len))
+			return false;
+		(*nr_pt)++;
+	}
+	for (; gi < top_words(m->nr_gb) * 64; gi++)
+		if (test_bit(m->top_used, gi))
+			return check_fail(why, len, "used bit %llu past the top",
+					  (unsigned long long)gi);
 	return true;
 }
 
@@ -662,48 +698,24 @@ static bool pt_ok(const struct gmap *m, uint64_t gi, uint64_t *bytes,
  */
 bool gmap_ok(const struct gmap *m, char *why, size_t len)
 {
-	uint64_t bytes[GMAP_NR_LEVELS] = { 0 }, nr_pt = 0, nr_bm = 0, gi;
+	uint64_t bytes[GMAP_NR_LEVELS] = { 0 }, nr_pt = 0, nr_bm = 0;
 	int level;
-	uintptr_t s;
 
 	if (m->size % SZ_2M ||
 	    m->nr_gb != (m->size >> SHIFT_1G) + !!(m->size & (SZ_1G - 1)))
 		return check_fail(why, len, "size %llu with %llu top slots",
 				  (unsigned long long)m->size,
 				  (unsigned long long)m->nr_gb);
-	for (gi = 0; gi < m->nr_gb; gi++) {
-		s = m->top[gi];
-		if (test_bit(m->top_used, gi) != (s != SLOT_EMPTY))
-			return check_fail(why, len,
-					  "GiB %llu: used bit %d, slot %#lx",
-					  (unsigned long long)gi,
-					  test_bit(m->top_used, gi),
-					  (unsigned long)s);
-		if (s == SLOT_ENTRY) {
-			if (m->size - (gi << SHIFT_1G) < SZ_1G)
-				return check_fail(why, len,
-						  "1G entry at GiB %llu past the end of the file",
-						  (unsigned long long)gi);
-			bytes[GMAP_1G] += SZ_1G;
-		} else if (s != SLOT_EMPTY) {
-			if (!pt_ok(m, gi, bytes, &nr_bm, why, len))
-				return false;
-			nr_pt++;
-		}
-	}
-	for (gi = m->nr_gb; gi < top_words(m->nr_gb) * 64; gi++)
-		if (test_bit(m->top_used, gi))
-			return check_fail(why, len, "used bit %llu past the top",
-					  (unsigned long long)gi);
+	if (!top_ok(m, bytes, &nr_pt, &nr_bm, why, len))
+		return false;
 	for (level = 0; level < GMAP_NR_LEVELS; level++)
 		if (bytes[level] != m->bytes[level])
-			return check_fail(why, len,
-					  "level %d: counter %llu bytes, found %llu",
-					  level, (unsigned long long)m->bytes[level],
+			return check_fail(why, len, "level %d: counter %llu, found %llu bytes",
+					  level,
+					  (unsigned long long)m->bytes[level],
 					  (unsigned long long)bytes[level]);
 	if (nr_pt != m->nr_pt || nr_bm != m->nr_bm)
-		return check_fail(why, len,
-				  "tables: counters %llu 2M, %llu 4K; found %llu, %llu",
+		return check_fail(why, len, "tables: counters %llu+%llu, found %llu+%llu",
 				  (unsigned long long)m->nr_pt,
 				  (unsigned long long)m->nr_bm,
 				  (unsigned long long)nr_pt,

@@ -342,6 +342,7 @@ void rs_destroy(struct rangeset *rs)
  * allocates it ahead, so that a caller can allocate before taking a lock
  * or before a step that cannot be undone.
  *
+ * Context: the caller serialises updates; allocates through gmem_alloc().
  * Return: 0, or -ENOMEM with the set unchanged.
  */
 int rs_prepare(struct rangeset *rs)
@@ -361,6 +362,7 @@ int rs_prepare(struct rangeset *rs)
  * Every interval overlapping or touching the range merges with it into
  * one.  Costs O(log n + k) for k intervals merged.
  *
+ * Context: the caller serialises updates; allocates through gmem_alloc().
  * Return: 0, or -ENOMEM with the set unchanged.  Needs a node only when
  * the range touches no interval; never fails after rs_prepare().
  */
@@ -398,7 +400,7 @@ int rs_add(struct rangeset *rs, uint64_t start, uint64_t end)
 		free_tree(rs, m, &nr_ranges, &nr_units);
 		rs->root = join2(l, r);
 	}
-	/* first keeps its place in the order: nothing lies between it and start */
+	/* first keeps its place in the order: no interval lies in between */
 	nr_units += first->end - first->start;
 	first->start = min_u64(first->start, start);
 	first->end = new_end;
@@ -417,6 +419,7 @@ int rs_add(struct rangeset *rs, uint64_t start, uint64_t end)
  * and one containing the range with units left on both sides is split in
  * two.  Costs O(log n + k) for k intervals removed.
  *
+ * Context: the caller serialises updates; allocates through gmem_alloc().
  * Return: 0, or -ENOMEM with the set unchanged.  Needs a node only to
  * split an interval; never fails after rs_prepare().
  */

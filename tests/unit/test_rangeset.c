@@ -181,7 +181,8 @@ static bool test_long_runs(void)
 	CHECK_OK(&rs);
 	CHECK(rs.nr_ranges == 1000 && rs.nr_units == 2000);
 	CHECK(rs_count(&rs, 1, 3999) == 1999);
-	CHECK(rs_add(&rs, 401, 3598) == 0);	/* merges [400,402)..[3596,3598) */
+	/* merges [400, 402) .. [3596, 3598) */
+	CHECK(rs_add(&rs, 401, 3598) == 0);
 	CHECK_OK(&rs);
 	CHECK(rs.nr_ranges == 100 + 1 + 100);
 	CHECK(rs_first_not_in(&rs, 400, 4000, &x) && x == 3598);
@@ -211,7 +212,8 @@ static bool test_extremes(void)
 	CHECK(rs_remove(&rs, 1, UINT64_MAX - 1) == 0);
 	CHECK_OK(&rs);
 	CHECK(holds(&rs, a, 2));
-	CHECK(rs_next(&rs, 1, &s, &e) && s == UINT64_MAX - 1 && e == UINT64_MAX);
+	CHECK(rs_next(&rs, 1, &s, &e) && s == UINT64_MAX - 1 &&
+	      e == UINT64_MAX);
 	CHECK(rs_first_in(&rs, 1, UINT64_MAX, &x) && x == UINT64_MAX - 1);
 	CHECK(rs_remove(&rs, 0, UINT64_MAX) == 0);
 	CHECK_OK(&rs);
