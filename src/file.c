@@ -491,7 +491,7 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 				   ret == -EBUSY ? &f->c.ebusy : &f->c.eagain, 1);
 			if (error_offset)
 				*error_offset = at << PAGE_SHIFT;
-			goto unlock;
+			goto merge;	/* zapped entries may allow merges */
 		}
 	}
 	ret = rs_prepare(&f->shared);
@@ -509,8 +509,11 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 	GM_BUG_ON(ret);		/* prepared above */
 	gmap_remove(&f->guest, off, off + len);
 	iommu_relevel(f, pg0, pg1);
+	pool_count(p, &p->run.conversions, &f->c.conversions, 1);
+merge:
 	file_note_merge(f, pg0, pg1);
 	file_run_merges(f);
+	goto unlock;
 done:
 	pool_count(p, &p->run.conversions, &f->c.conversions, 1);
 unlock:

@@ -7,9 +7,10 @@
 # tests/unit/test_*.c) and replays each tests/traces/*.trace with
 # BUILD/gmem.  A program passes when it exits 0 and is skipped when it exits
 # 77 (its last line of output is the reason); a trace passes when replay
-# exits 0.  One line per test, PASS/FAIL/SKIP, the output of a failure
-# indented below it, and last "N passed, N failed" (", N skipped" when some
-# were).  FILTER, if given, runs only the tests whose name contains it.
+# exits 0, or N if it has a line "# exit: N" (tests/traces/bad/*.trace).
+# One line per test, PASS/FAIL/SKIP, the output of a failure indented below
+# it, and last "N passed, N failed" (", N skipped" when some were).
+# FILTER, if given, runs only the tests whose name contains it.
 #
 # BUILD defaults to $BUILD, else build.  GMEM_TEST_TIMEOUT (seconds, 600 by
 # default) bounds each test.  Exit status 1 if any test failed.
@@ -69,6 +70,7 @@ run() {
 }
 
 # A test whose program is missing fails (a command, so that timeout runs it).
+# shellcheck disable=SC2016  # expanded by the inner bash
 not_built=(bash -c 'echo "not built: $0"; exit 1')
 
 for src in tests/unit/test_*.c; do
@@ -83,13 +85,26 @@ for src in tests/unit/test_*.c; do
 	fi
 done
 
-for trace in tests/traces/*.trace; do
+# replay_exits TOOL TRACE WANT: succeeds if replaying TRACE exits WANT
+# (a command, not a function, so that timeout can run it).
+# shellcheck disable=SC2016
+replay_exits=(bash -c '"$0" replay "$1"; rc=$?; [ "$rc" = "$2" ] && exit 0
+	echo "replay exited $rc, wanted $2"; exit 1')
+
+# A trace passes when replay exits 0, or the N of its "# exit: N" line
+# (tests/traces/bad/ holds traces that must fail so).
+tool=$build/gmem
+for trace in tests/traces/*.trace tests/traces/bad/*.trace; do
 	[ -e "$trace" ] || continue
 	name=${trace#tests/}
-	if [ -x "$build/gmem" ]; then
-		run "$name" "$build/gmem" replay "$trace"
+	want=$(sed -n 's/^#[[:space:]]*exit:[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+		"$trace" | head -n 1)
+	if [ ! -x "$tool" ]; then
+		run "$name" "${not_built[@]}" "$tool"
+	elif [ -n "$want" ] && [ "$want" != 0 ]; then
+		run "$name" "${replay_exits[@]}" "$tool" "$trace" "$want"
 	else
-		run "$name" "${not_built[@]}" "$build/gmem"
+		run "$name" "$tool" replay "$trace"
 	fi
 done
 
