@@ -8,7 +8,9 @@
 #ifndef GMEM_ALLOC_H
 #define GMEM_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /**
  * gmem_alloc() - allocate zeroed metadata.
@@ -25,5 +27,18 @@ void *gmem_alloc(size_t size);
  * @size: the size it was allocated with, for accounting.
  */
 void gmem_free(void *p, size_t size);
+
+/*
+ * Test-only fault injection (tests link the static library and include
+ * this header).  A failure point is every gmem_alloc() and every system
+ * call that sets up memory.
+ */
+bool gmem_inject_should_fail(void);	/* called at each failure point */
+void gmem_inject_reset(void);		/* off; counters to zero */
+void gmem_inject_fail_nth(uint64_t n);	/* the n-th point from now fails */
+void gmem_inject_fail_random(unsigned int permille, uint64_t seed);
+uint64_t gmem_inject_calls(void);	/* points passed since reset/nth */
+uint64_t gmem_inject_injected(void);	/* failures injected */
+int64_t gmem_alloc_live_bytes(void);	/* metadata bytes held now */
 
 #endif /* GMEM_ALLOC_H */

@@ -307,7 +307,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 			count_folios(f, l, -n[l]);
 		count_meta(f, NULL, -(int64_t)h->meta);
 		f->huge[slot] = NULL;
-		pool_return_huge(p, h, f);
+		pool_return_huge(p, h, f, true);
 		huge_free_meta(p, h);
 		return ret;
 	}
@@ -331,7 +331,7 @@ void huge_undo_alloc(struct gfile *f, uint64_t slot)
 	count_meta(f, NULL, -(int64_t)h->meta);
 	f->huge[slot] = NULL;
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
-	pool_return_huge(f->pool, h, f);
+	pool_return_huge(f->pool, h, f, true);
 	huge_free_meta(f->pool, h);
 }
 
@@ -442,7 +442,7 @@ static void folio_free(struct gfile *f, struct gfolio *fo)
 
 	GM_BUG_ON(h->live == 0);
 	if (--h->live == 0) {
-		pool_return_huge(p, h, h->owner);
+		pool_return_huge(p, h, h->owner, false);
 		huge_free_meta(p, h);
 	}
 }
@@ -569,7 +569,7 @@ void file_release_huge(struct gfile *f, uint64_t slot)
 		}
 	}
 	if (h->live == 0) {
-		pool_return_huge(f->pool, h, f);
+		pool_return_huge(f->pool, h, f, false);
 		huge_free_meta(f->pool, h);
 	} else {
 		pool_detach(f->pool, h);

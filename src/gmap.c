@@ -134,6 +134,96 @@ static void slot_range(uint64_t idx, uint64_t first, uint64_t last,
 	*end = (last / NR_SLOTS == idx) ? last % NR_SLOTS + 1 : NR_SLOTS;
 }
 
+/*
+ * Tables come from the map's spares first.  gmap_reserve() keeps enough
+ * spares that inserts inside the reserved span never allocate, so a map
+ * that must follow a committed change (the IOMMU's) cannot fail to.
+ */
+static void *table_new(struct gmap *m, bool pt)
+{
+	void **spare = pt ? &m->spare_pt : &m->spare_bm;
+	size_t sz = pt ? sizeof(struct gmap_pt) : sizeof(struct gmap_bm);
+	void *t = *spare;
+
+	if (!t)
+		return gmem_alloc(sz);
+	*spare = *(void **)t;
+	memset(t, 0, sz);
+	if (pt)
+		m->nr_spare_pt--;
+	else
+		m->nr_spare_bm--;
+	return t;
+}
+
+/* Called after nr_pt/nr_bm dropped for @t: keep it while reserved. */
+static void table_release(struct gmap *m, void *t, bool pt)
+{
+	size_t sz = pt ? sizeof(struct gmap_pt) : sizeof(struct gmap_bm);
+
+	if (pt ? m->nr_pt + m->nr_spare_pt < m->want_pt :
+		 m->nr_bm + m->nr_spare_bm < m->want_bm) {
+		void **spare = pt ? &m->spare_pt : &m->spare_bm;
+
+		*(void **)t = *spare;
+		*spare = t;
+		if (pt)
+			m->nr_spare_pt++;
+		else
+			m->nr_spare_bm++;
+		return;
+	}
+	gmem_free(t, sz);
+}
+
+/**
+ * gmap_reserve() - keep room for @pt 2M tables and @bm 4K bitmaps in all.
+ * Return: 0, or -ENOMEM with the reservation unchanged.
+ */
+int gmap_reserve(struct gmap *m, uint64_t pt, uint64_t bm)
+{
+	uint64_t old_pt = m->want_pt, old_bm = m->want_bm;
+
+	m->want_pt = pt > m->want_pt ? pt : m->want_pt;
+	m->want_bm = bm > m->want_bm ? bm : m->want_bm;
+	while (m->nr_pt + m->nr_spare_pt < m->want_pt ||
+	       m->nr_bm + m->nr_spare_bm < m->want_bm) {
+		bool is_pt = m->nr_pt + m->nr_spare_pt < m->want_pt;
+		void *t = gmem_alloc(is_pt ? sizeof(struct gmap_pt) :
+					     sizeof(struct gmap_bm));
+
+		if (!t) {
+			m->want_pt = old_pt;
+			m->want_bm = old_bm;
+			/* Trim spares back to the old reservation. */
+			while (m->spare_pt && m->nr_pt + m->nr_spare_pt > old_pt) {
+				void *x = m->spare_pt;
+
+				m->spare_pt = *(void **)x;
+				m->nr_spare_pt--;
+				gmem_free(x, sizeof(struct gmap_pt));
+			}
+			while (m->spare_bm && m->nr_bm + m->nr_spare_bm > old_bm) {
+				void *x = m->spare_bm;
+
+				m->spare_bm = *(void **)x;
+				m->nr_spare_bm--;
+				gmem_free(x, sizeof(struct gmap_bm));
+			}
+			return -ENOMEM;
+		}
+		*(void **)t = is_pt ? m->spare_pt : m->spare_bm;
+		if (is_pt) {
+			m->spare_pt = t;
+			m->nr_spare_pt++;
+		} else {
+			m->spare_bm = t;
+			m->nr_spare_bm++;
+		}
+	}
+	return 0;
+}
+
 static void top_set(struct gmap *m, uint64_t gi, uintptr_t s)
 {
 	m->top[gi] = s;
@@ -168,7 +258,7 @@ static uint64_t bm_free(struct gmap *m, struct gmap_pt *pt, unsigned int si)
 
 	m->bytes[GMAP_4K] -= n * SZ_4K;
 	m->nr_bm--;
-	gmem_free(bm, sizeof(*bm));
+	table_release(m, bm, false);
 	pt_clear(pt, si);
 	return n;
 }
@@ -191,7 +281,7 @@ static uint64_t pt_free(struct gmap *m, uint64_t gi)
 		}
 	}
 	m->nr_pt--;
-	gmem_free(pt, sizeof(*pt));
+	table_release(m, pt, true);
 	top_clear(m, gi);
 	return n;
 }
@@ -246,11 +336,25 @@ void gmap_destroy(struct gmap *m)
 {
 	uint64_t gi;
 
+	m->want_pt = m->want_bm = 0;	/* free tables, do not keep them */
 	for (gi = find_next_bit(m->top_used, 0, m->nr_gb); gi < m->nr_gb;
 	     gi = find_next_bit(m->top_used, gi + 1, m->nr_gb)) {
 		if (slot_is_table(m->top[gi]))
 			pt_free(m, gi);
 	}
+	while (m->spare_pt) {
+		void *x = m->spare_pt;
+
+		m->spare_pt = *(void **)x;
+		gmem_free(x, sizeof(struct gmap_pt));
+	}
+	while (m->spare_bm) {
+		void *x = m->spare_bm;
+
+		m->spare_bm = *(void **)x;
+		gmem_free(x, sizeof(struct gmap_bm));
+	}
+	m->nr_spare_pt = m->nr_spare_bm = 0;
 	if (m->nr_gb) {
 		gmem_free(m->top, m->nr_gb * sizeof(*m->top));
 		gmem_free(m->top_used, top_words(m->nr_gb) * sizeof(uint64_t));
@@ -356,7 +460,7 @@ int gmap_insert(struct gmap *m, uint64_t base, int level)
 		pt = slot_pt(s);
 		s = pt->slot[si];
 	} else {
-		pt = new_pt = gmem_alloc(sizeof(*pt));
+		pt = new_pt = table_new(m, true);
 		if (!pt)
 			return -ENOMEM;
 	}
@@ -376,7 +480,7 @@ int gmap_insert(struct gmap *m, uint64_t base, int level)
 	if (s != SLOT_EMPTY) {
 		bm = slot_bm(s);
 	} else {
-		bm = gmem_alloc(sizeof(*bm));
+		bm = table_new(m, false);
 		if (!bm)
 			goto err_pt;
 		pt_set(pt, si, (uintptr_t)bm);
@@ -397,7 +501,8 @@ link_pt:
 	return 0;
 
 err_pt:
-	gmem_free(new_pt, sizeof(*new_pt));
+	if (new_pt)
+		table_release(m, new_pt, true);
 	return -ENOMEM;
 }
 
@@ -581,8 +686,8 @@ size_t gmap_meta_bytes(const struct gmap *m)
 		return 0;
 	return m->nr_gb * sizeof(*m->top) +
 	       top_words(m->nr_gb) * sizeof(uint64_t) +
-	       m->nr_pt * sizeof(struct gmap_pt) +
-	       m->nr_bm * sizeof(struct gmap_bm);
+	       (m->nr_pt + m->nr_spare_pt) * sizeof(struct gmap_pt) +
+	       (m->nr_bm + m->nr_spare_bm) * sizeof(struct gmap_bm);
 }
 
 static bool __attribute__((format(printf, 3, 4)))

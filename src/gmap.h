@@ -32,12 +32,16 @@ struct gmap {
 	uint64_t bytes[GMAP_NR_LEVELS];	/* bytes mapped at each level */
 	uint64_t nr_pt;		/* 2M tables allocated */
 	uint64_t nr_bm;		/* 4K bitmaps allocated */
+	void *spare_pt, *spare_bm;	/* kept for gmap_reserve() */
+	uint64_t nr_spare_pt, nr_spare_bm;
+	uint64_t want_pt, want_bm;	/* tables to keep, in use + spare */
 };
 
 int gmap_init(struct gmap *m, uint64_t size);
 void gmap_destroy(struct gmap *m);
 int gmap_lookup(const struct gmap *m, uint64_t off, uint64_t *base);
 int gmap_insert(struct gmap *m, uint64_t base, int level);
+int gmap_reserve(struct gmap *m, uint64_t pt, uint64_t bm);
 uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end);
 uint64_t gmap_remove_smaller(struct gmap *m, uint64_t base, int level);
 uint64_t gmap_bytes(const struct gmap *m, int level);

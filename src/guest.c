@@ -38,6 +38,7 @@ static int guest_map_page(struct gfile *f, uint64_t pg)
 {
 	struct gfolio *fo;
 	uint64_t base;
+	bool allocated;
 	int ret;
 
 	if (pg >= f->nr_pages)
@@ -46,16 +47,25 @@ static int guest_map_page(struct gfile *f, uint64_t pg)
 		return GMEM_GUEST_HWPOISON;
 	if (gmap_lookup(&f->guest, pg << PAGE_SHIFT, &base) >= 0)
 		return 0;
-	ret = folio_get_or_alloc(f, pg, &fo, NULL);
+	ret = folio_get_or_alloc(f, pg, &fo, &allocated);
 	if (ret)
 		return ret;
 	for (int l = guest_level_max(f); l >= GMAP_4K; l--) {
 		uint64_t s = ALIGN_DOWN(pg, level_pages[l]);
 
-		if (l == GMAP_4K || block_mappable(f, s, s + level_pages[l]))
-			return gmap_insert(&f->guest, s << PAGE_SHIFT, l);
+		if (l == GMAP_4K || block_mappable(f, s, s + level_pages[l])) {
+			ret = gmap_insert(&f->guest, s << PAGE_SHIFT, l);
+			break;
+		}
 	}
-	return 0;
+	if (ret && allocated) {
+		/* All or nothing for this page: give back its new memory. */
+		if (f->policy == GMEM_POLICY_4K)
+			small_undo_alloc(f, pg);
+		else
+			huge_undo_alloc(f, pg >> f->pool->order);
+	}
+	return ret;
 }
 
 int gmem_guest_access(struct gmem_file *file, uint64_t off, uint64_t len,
@@ -258,6 +268,13 @@ int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,
 		if (f->policy != GMEM_POLICY_4K)	/* skip the rest of it */
 			pg = fo->huge->index + (1ULL << f->pool->order) - 1;
 	}
+	/* Tables for every entry the range may ever need: re-levelling
+	 * after a committed change then never allocates. */
+	if (gmap_reserve(&f->iommu, f->iommu.want_pt +
+			 ((pg1 - 1) >> PUD_ORDER) - (pg0 >> PUD_ORDER) + 1,
+			 f->iommu.want_bm +
+			 ((pg1 - 1) >> PMD_ORDER) - (pg0 >> PMD_ORDER) + 1))
+		goto undo;
 	rs_add(&f->iommu_ranges, pg0, pg1);
 	iommu_relevel(f, pg0, pg1);
 	ret = 0;

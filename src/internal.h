@@ -322,7 +322,8 @@ bool invalidate_held(struct gfile *f);
 
 /* pool.c */
 int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h);
-void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner);
+void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
+		      bool undo);
 int arena_alloc(struct gpool *p, uint8_t **data);
 void arena_free(struct gpool *p, uint8_t *data);
 void pool_zero(struct gpool *p, uint8_t *data, uint64_t len);

@@ -57,6 +57,8 @@ static int map_hugetlb(struct gpool *p, size_t len)
 		(p->order == PUD_ORDER ? MFD_HUGE_1GB : MFD_HUGE_2MB);
 	void *m;
 
+	if (gmem_inject_should_fail())
+		return -ENOMEM;
 	p->fd = memfd_create("gmem-pool", flags);
 	if (p->fd < 0)
 		return -errno;
@@ -78,6 +80,8 @@ static int map_memfd(struct gpool *p, size_t len)
 	void *raw, *m;
 	uintptr_t a;
 
+	if (gmem_inject_should_fail())
+		return -ENOMEM;
 	p->fd = memfd_create("gmem-pool", MFD_CLOEXEC);
 	if (p->fd < 0)
 		return -errno;
@@ -256,9 +260,11 @@ void pool_zero(struct gpool *p, uint8_t *data, uint64_t len)
 /**
  * pool_return_huge() - a huge page no longer holds data: free it, or retire
  * it if poisoned.  The owner, if still open, keeps the reservation the page
- * was allocated under.  The caller frees the descriptors.
+ * was allocated under.  The caller frees the descriptors.  @undo: the
+ * page goes back because the call that allocated it failed (not counted).
  */
-void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner)
+void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
+		      bool undo)
 {
 	if (h->data) {
 		if (p->backing == GMEM_BACKING_HUGETLB)
@@ -286,9 +292,11 @@ void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner)
 			p->resv++;
 		}
 	}
-	p->run.pool_returned++;
-	if (owner && !owner->closed)
-		owner->c.pool_returned++;
+	if (!undo) {
+		p->run.pool_returned++;
+		if (owner && !owner->closed)
+			owner->c.pool_returned++;
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -319,6 +327,8 @@ static int arena_init(struct gpool *p)
 {
 	void *m;
 
+	if (gmem_inject_should_fail())
+		return -ENOMEM;
 	p->arena_fd = memfd_create("gmem-4k", MFD_CLOEXEC);
 	if (p->arena_fd < 0)
 		return -ENOMEM;
