@@ -50,4 +50,25 @@
 			(void)sizeof(!(cond));				\
 	} while (0)
 
+/*
+ * GM_RACE_YIELD(): with -DGMEM_RACE_YIELD (stress builds), give up the CPU
+ * now and then at lock boundaries, to widen race windows.
+ */
+#ifdef GMEM_RACE_YIELD
+#include <sched.h>
+static inline void gm_race_yield(void)
+{
+	static _Thread_local unsigned int x = 2463534242U;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	if ((x & 7) == 0)
+		sched_yield();
+}
+#define GM_RACE_YIELD() gm_race_yield()
+#else
+#define GM_RACE_YIELD() do { } while (0)
+#endif
+
 #endif /* GMEM_DEBUG_H */

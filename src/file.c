@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+struct gmem_test_hooks gmem_test_hooks;
+
 /* ------------------------------------------------------ invalidate lock */
 
 void inval_init(struct ginval *l)
@@ -31,6 +33,7 @@ void inval_destroy(struct ginval *l)
 
 void invalidate_lock_shared(struct gfile *f)
 {
+	GM_RACE_YIELD();
 	pthread_rwlock_rdlock(&f->inval.rw);
 	/* relaxed: assertion bookkeeping only */
 	atomic_fetch_add_explicit(&f->inval.readers, 1, memory_order_relaxed);
@@ -40,6 +43,7 @@ void invalidate_unlock_shared(struct gfile *f)
 {
 	atomic_fetch_sub_explicit(&f->inval.readers, 1, memory_order_relaxed);
 	pthread_rwlock_unlock(&f->inval.rw);
+	GM_RACE_YIELD();
 	file_kick_merges(f);
 }
 
@@ -54,6 +58,7 @@ static void invalidate_lock_mark(struct gfile *f)
 
 void invalidate_lock(struct gfile *f)
 {
+	GM_RACE_YIELD();
 	pthread_rwlock_wrlock(&f->inval.rw);
 	invalidate_lock_mark(f);
 }
@@ -68,6 +73,7 @@ static void __invalidate_unlock(struct gfile *f)
 void invalidate_unlock(struct gfile *f)
 {
 	__invalidate_unlock(f);
+	GM_RACE_YIELD();
 	file_kick_merges(f);
 }
 
@@ -509,6 +515,8 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 	GM_BUG_ON(ret);		/* prepared above */
 	gmap_remove(&f->guest, off, off + len);
 	iommu_relevel(f, pg0, pg1);
+	if (gmem_test_hooks.convert_commit)
+		gmem_test_hooks.convert_commit(f, pg0, pg1, to);
 	pool_count(p, &p->run.conversions, &f->c.conversions, 1);
 merge:
 	file_note_merge(f, pg0, pg1);

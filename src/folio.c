@@ -199,8 +199,10 @@ static int huge_shatter_eager(struct gfile *f, struct ghuge *h)
 			goto out;
 	}
 out:
-	if (!ret)
+	if (!ret) {
 		count_shatter(f);
+		h->alloc_shatters = 1;
+	}
 	return ret;
 }
 
@@ -227,6 +229,7 @@ static int huge_shape_lazy(struct gfile *f, struct ghuge *h)
 			return ret;
 		nr++;
 	}
+	h->alloc_shatters = (uint32_t)nr;
 	while (nr--)
 		count_shatter(f);
 	return 0;
@@ -329,6 +332,8 @@ void huge_undo_alloc(struct gfile *f, uint64_t slot)
 	for (int l = 0; l < 3; l++)
 		count_folios(f, l, -n[l]);
 	count_meta(f, NULL, -(int64_t)h->meta);
+	pool_count(f->pool, &f->pool->run.shatters, &f->c.shatters,
+		   -(uint64_t)h->alloc_shatters);
 	f->huge[slot] = NULL;
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
 	pool_return_huge(f->pool, h, f, true);
@@ -348,6 +353,13 @@ void small_undo_alloc(struct gfile *f, uint64_t pg)
 	iommu_relevel(f, pg, pg + 1);
 	arena_free(f->pool, fo->data);
 	gmem_free(fo, sizeof(*fo));
+	/* The directory may have come with this page: then it goes too. */
+	for (unsigned int i = 0; i < PTRS; i++)
+		if (dir[i])
+			return;
+	gmem_free(dir, PTRS * sizeof(struct gfolio *));
+	f->small[pg >> PMD_ORDER] = NULL;
+	count_meta(f, NULL, -(int64_t)(PTRS * sizeof(struct gfolio *)));
 }
 
 static int small_alloc(struct gfile *f, uint64_t pg, struct gfolio **out)

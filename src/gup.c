@@ -320,6 +320,7 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	if (!pin)
 		return -ENOENT;
 
+	GM_RACE_YIELD();	/* the pin is out of the table, still counted */
 	f = pin->file;
 	longterm = pin->flags & GMEM_PIN_LONGTERM;
 	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
@@ -334,6 +335,7 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	}
 	pthread_cond_broadcast(&f->pin_wait);
 	pthread_mutex_unlock(&f->lock);
+	GM_RACE_YIELD();
 	gmem_free(pin, pin_bytes(pin->nr_segs));
 	file_kick_merges(f);
 	return 0;
@@ -342,7 +344,7 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 /** pins_drop_all() - unpin everything (pool destruction). */
 void pins_drop_all(struct gpool *p)
 {
-	for (uint64_t b = 0; b < p->pin_hash_size; b++)
+	for (uint64_t b = 0; p->pin_hash && b < p->pin_hash_size; b++)
 		while (p->pin_hash[b])
 			gmem_unpin((struct gmem_pool *)p, p->pin_hash[b]->id);
 }

@@ -124,6 +124,7 @@ struct ghuge {
 	struct gfile *owner;		/* for the reservation; NULL once closed */
 	bool poisoned;			/* retire instead of return */
 	bool from_resv;			/* took one of the owner's reservations */
+	uint32_t alloc_shatters;	/* splits made at allocation (undo) */
 	uint64_t live;			/* detached: folios still referenced */
 	uint64_t meta;			/* descriptor bytes held */
 	struct ghuge *next_detached;
@@ -400,6 +401,18 @@ static inline struct gmm *to_mm(struct gmem_mm *m)
 {
 	return (struct gmm *)m;
 }
+
+/*
+ * Test hooks: NULL in normal use.  convert_commit runs at the commit point
+ * of every successful conversion (attributes flipped, both locks still
+ * held), so a test can verify the safety rule from state the conversion
+ * did not compute.
+ */
+struct gmem_test_hooks {
+	void (*convert_commit)(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			       enum gmem_attr to);
+};
+extern struct gmem_test_hooks gmem_test_hooks;
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -211,7 +211,8 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 	gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
 	gmem_free(p->free_stack, (p->total + p->retired ? p->total + p->retired : 1) *
 		  sizeof(uint64_t));
-	gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
+	if (p->pin_hash)
+		gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
 	pthread_mutex_destroy(&p->files_lock);
 	pthread_mutex_destroy(&p->lock);
 	gmem_free(p, sizeof(*p));

@@ -1,0 +1,615 @@
+/*
+ * gmem.pml - a Promela model of gmem's shared/private conversion protocol
+ * (policy b-lazy), checked with spin by model/check.sh.
+ *
+ * One huge folio of NSUB = 2 subpages.  While intact it is folio INTACT;
+ * once split (file_split_for() -> block_split()) it is two order-0 folios,
+ * 0 and 1.  Two converter processes call gmem_convert() on one or both
+ * subpages in either direction; two host processes, each with its own mm,
+ * fault pages in (gmem_fault()), pin them short- or long-term (gmem_pin())
+ * and unpin them (gmem_unpin()).
+ *
+ * Granularity.  Every critical section of file->lock is one atomic step
+ * (d_step).  That is a sound reduction: f->lock is a plain mutex (nobody
+ * try-locks it), every variable below except the invalidate lock and
+ * merge_pending is accessed only under it, and no section blocks inside
+ * (the drain's condition wait releases the mutex and ends the step).  The
+ * invalidate lock is NOT folded into those steps, because file_kick_merges()
+ * try-locks it: taking, holding and releasing it are separate steps, so a
+ * try-lock can observe every holder.  merge_pending is read outside f->lock
+ * (file_kick_merges()), each as its own step.  See model/README.md.
+ *
+ * Build-time switches (spin -D...):
+ *   BROKEN_NO_REFCHECK        drain() skips the refcount/mapcount check
+ *   BROKEN_NO_INVALIDATE_LOCK faults and pins skip the invalidate lock
+ *   BROKEN_KICK_NO_LOOP       file_kick_merges() tests the flag only once
+ *   WITH_INFINITE_TIMEOUT     converters may also pass timeout_ms < 0
+ *   HOST_OPS=n, CONV_OPS=n    calls per host / converter process
+ */
+
+#define NSUB	2		/* subpages of the huge folio */
+#define INTACT	2		/* folio id of the intact block; 0, 1 once split */
+#define NF	3		/* folio ids 0, 1, INTACT */
+#define NHOST	2		/* faulting/pinning processes, one mm each */
+#define NCONV	2		/* converter processes */
+
+#ifndef HOST_OPS
+#define HOST_OPS 2		/* fault/pin/unpin calls per host process */
+#endif
+#ifndef CONV_OPS
+#define CONV_OPS 2		/* gmem_convert() calls per converter */
+#endif
+
+#define PRIVATE	0
+#define SHARED	1
+
+/* gmem_convert() results; R_WAIT: drain() is in pthread_cond_timedwait() */
+#define R_OK		0
+#define R_NOCHANGE	1	/* convert_changes() false: "done" */
+#define R_EBUSY		2
+#define R_EAGAIN	3
+#define R_WAIT		4
+
+/* timeout_ms: 0, > 0 (bounded, nondeterministic deadline), < 0 (forever) */
+#define T_NONE		0
+#define T_FINITE	1
+#define T_FOREVER	2
+
+/* ------------------------------------------------------------- state */
+
+/* f->shared: per-subpage attribute */
+bit attr[NSUB];
+/* the huge block's shape: intact (folio INTACT) or split (folios 0, 1) */
+bool split;
+/*
+ * struct gfolio counts, by folio id.  refcount: the file's own reference
+ * while the folio exists, one per PTE, one per pinned page (the kernel adds
+ * GUP_PIN_COUNTING_BIAS for a pin on an order-0 folio: every test here is
+ * "== 1" or "== 1 + lookup", so any positive increment gives the same
+ * verdicts).  mapcount: PTEs.  pincount: pinned pages.  lt: fo->longterm.
+ */
+byte ref[NF];
+byte map[NF];
+byte pinc[NF];
+byte lt[NF];
+/* host page tables: pte[h * NSUB + s] = folio id + 1 of mm h's PTE, or 0 */
+byte pte[NHOST * NSUB];
+/* pin records (struct gpin, its segments): pinf[h * NSUB + s] = folio id + 1
+ * of the segment holding page s of host h's pin, or 0; pinlt[h]: long-term */
+byte pinf[NHOST * NSUB];
+bit pinlt[NHOST];
+
+/* f->inval: the writer-preferring rwlock; inv_writer = holder's _pid + 1 */
+byte readers;
+byte inv_writer;
+byte wwait;			/* writers blocked in pthread_rwlock_wrlock() */
+/* f->lock (holder's _pid + 1; always 0 between steps, kept for asserts) */
+byte flock;
+/* f->pin_wait: at most one waiter (it holds the invalidate lock) */
+bool cv_waiting;
+bool cv_sig;
+/* b-lazy merges: f->merge_todo (one block: a flag) and f->merge_pending */
+bool merge_todo;
+bool merge_pending;
+/* converter c is inside gmem_convert(): for the liveness property */
+bool busy[NCONV];
+
+/* ------------------------------------------------------------ macros */
+
+/* folio_lookup(): the folio holding subpage s */
+#define FID(s)		(split -> (s) : INTACT)
+/* page s lies in the call's range [lo, hi] (locals of the caller) */
+#define IN(s)		(lo <= (s) && (s) <= hi)
+/* convert_changes() for the caller's lo, hi, to */
+#define CHANGES		((IN(0) && attr[0] != to) || (IN(1) && attr[1] != to))
+/* drain_next(): folio F holds a shared page of the range */
+#define IN_DRAIN(F)	((F) == INTACT -> \
+			 (!split && ((IN(0) && attr[0] == SHARED) || \
+				     (IN(1) && attr[1] == SHARED))) : \
+			 (split && IN(F) && attr[F] == SHARED))
+/* folio_has_unexpected_refs(): refcount with our lookup ref != file + lookup */
+#ifdef BROKEN_NO_REFCHECK
+#define UNEXPECTED(F)	false
+#else
+#define UNEXPECTED(F)	(map[F] != 0 || ref[F] + 1 != 2)
+#endif
+/* small_quiet(): only the file's reference */
+#define QUIET(F)	(ref[F] == 1 && map[F] == 0)
+#define PINNED(h)	(pinf[(h) * NSUB] != 0 || pinf[(h) * NSUB + 1] != 0)
+
+/* The safety rule: no host PTE and no pin on a private subpage. */
+#define PTE_PRIV(i)	(pte[i] != 0 && attr[(i) % NSUB] == PRIVATE)
+#define PIN_PRIV(i)	(pinf[i] != 0 && attr[(i) % NSUB] == PRIVATE)
+#define NO_PRIVATE_ACCESS \
+	(!PTE_PRIV(0) && !PTE_PRIV(1) && !PTE_PRIV(2) && !PTE_PRIV(3) && \
+	 !PIN_PRIV(0) && !PIN_PRIV(1) && !PIN_PRIV(2) && !PIN_PRIV(3))
+
+/* Structure (mm_ok(), folio_structure_ok()): every PTE and pin segment
+ * points at the page's current folio (never split or merged under them),
+ * an intact b-lazy folio has one attribute, and the counts add up. */
+#define PTE_CUR(i)	(pte[i] == 0 || pte[i] == FID((i) % NSUB) + 1)
+#define PIN_CUR(i)	(pinf[i] == 0 || pinf[i] == FID((i) % NSUB) + 1)
+#define NPTE(F)		((pte[0] == (F) + 1) + (pte[1] == (F) + 1) + \
+			 (pte[2] == (F) + 1) + (pte[3] == (F) + 1))
+#define NPIN(F)		((pinf[0] == (F) + 1) + (pinf[1] == (F) + 1) + \
+			 (pinf[2] == (F) + 1) + (pinf[3] == (F) + 1))
+#define NLT(F)		(pinlt[0] * ((pinf[0] == (F) + 1) + (pinf[1] == (F) + 1)) + \
+			 pinlt[1] * ((pinf[2] == (F) + 1) + (pinf[3] == (F) + 1)))
+#define LIVE(F)		((F) == INTACT -> !split : split)
+#define COUNTS_OK(F)	(ref[F] == LIVE(F) + NPTE(F) + NPIN(F) && \
+			 map[F] == NPTE(F) && pinc[F] == NPIN(F) && lt[F] == NLT(F))
+#define STRUCTURE_OK \
+	(PTE_CUR(0) && PTE_CUR(1) && PTE_CUR(2) && PTE_CUR(3) && \
+	 PIN_CUR(0) && PIN_CUR(1) && PIN_CUR(2) && PIN_CUR(3) && \
+	 (split || attr[0] == attr[1]) && \
+	 COUNTS_OK(0) && COUNTS_OK(1) && COUNTS_OK(INTACT))
+
+/* Checked at the end of every step that changes the file (the same
+ * property is also checked in every state by the LTL claim "safety"). */
+#define CHECK	assert(NO_PRIVATE_ACCESS); assert(STRUCTURE_OK)
+
+/* ------------------------------------------- the invalidate lock (file.c) */
+
+/* invalidate_lock_shared(): pthread_rwlock_rdlock, writers preferred */
+inline rdlock()
+{
+#ifndef BROKEN_NO_INVALIDATE_LOCK
+	atomic { inv_writer == 0 && wwait == 0 -> readers++ }
+#else
+	skip
+#endif
+}
+
+/* invalidate_unlock_shared(), before its file_kick_merges() */
+inline rdunlock()
+{
+#ifndef BROKEN_NO_INVALIDATE_LOCK
+	readers--
+#else
+	skip
+#endif
+}
+
+/* ------------------------------------------------- merges (folio.c, file.c) */
+
+/* file_note_merge(): remember the block; merge_pending = true (release) */
+inline note_merge()
+{
+	merge_todo = true;
+	merge_pending = true
+}
+
+/* file_run_merges() -> try_merge_2m() -> block_unsplit().  Context:
+ * invalidate lock exclusive, f->lock. */
+inline run_merges()
+{
+	assert(inv_writer == _pid + 1 && flock == _pid + 1);
+	merge_pending = false;
+	if
+	:: merge_todo && split && attr[0] == attr[1] && QUIET(0) && QUIET(1) ->
+		/* no PTE, no pin on either part: they hold only the file's ref */
+		ref[0] = 0;
+		ref[1] = 0;
+		ref[INTACT] = 1;
+		split = false
+	:: else
+	fi;
+	merge_todo = false
+}
+
+/*
+ * file_kick_merges(): called after every release of the invalidate lock
+ * and by gmem_unpin().  While merge_pending: try-lock the invalidate lock
+ * exclusively; on failure return (its holder kicks on release); else run
+ * the merges under f->lock, release, and test the flag again.
+ */
+inline kick_merges()
+{
+	do
+	:: !merge_pending -> break		/* seq_cst load */
+	:: merge_pending ->
+		if
+		:: atomic { readers == 0 && inv_writer == 0 ->
+				inv_writer = _pid + 1 }	/* trywrlock ok */
+			d_step {
+				flock == 0 -> flock = _pid + 1;
+				run_merges();
+				CHECK;
+				flock = 0
+			};
+			inv_writer = 0			/* __invalidate_unlock() */
+#ifdef BROKEN_KICK_NO_LOOP
+			; break
+#endif
+		/* trywrlock fails: held, or (glibc, writers preferred) a
+		 * writer is queued and will hold it */
+		:: readers > 0 || inv_writer != 0 || wwait > 0 -> break
+		fi
+	od
+}
+
+/* ------------------------------------------------------- folio.c, mm.c */
+
+/* block_split(): the intact folio must hold only the file's reference */
+inline block_split()
+{
+	assert(ref[INTACT] == 1 && map[INTACT] == 0);	/* GM_BUG_ON */
+	ref[INTACT] = 0;
+	ref[0] = 1;
+	ref[1] = 1;
+	split = true
+}
+
+/* zap_range() over the pages of folio F, in every mm */
+inline zap_folio(F)
+{
+	for (i : 0 .. NHOST * NSUB - 1) {
+		if
+		:: pte[i] != 0 && (F == INTACT || F == i % NSUB) ->
+			assert(pte[i] == F + 1);
+			pte[i] = 0;
+			map[F]--;
+			ref[F]--		/* folio_put() */
+		:: else
+		fi
+	}
+}
+
+/* ----------------------------------------------- gmem_convert() (file.c) */
+
+/* drain(), first loop: zap every folio of the drain set */
+inline drain_zap()
+{
+	assert(inv_writer == _pid + 1);		/* assert_invalidate_exclusive */
+	for (F : 0 .. NF - 1) {
+		if
+		:: IN_DRAIN(F) -> zap_folio(F)
+		:: else
+		fi
+	}
+}
+
+/* drain(), second loop: the first folio of the drain set with a
+ * long-term pin (offset order: 0, 1 when split; INTACT when not) */
+inline first_longterm()
+{
+	bad = 0;
+	for (F : 0 .. NF - 1) {
+		if
+		:: bad == 0 && IN_DRAIN(F) && lt[F] > 0 -> bad = F + 1
+		:: else
+		fi
+	}
+}
+
+/* drain(), the wait loop's test: the first folio with unexpected refs */
+inline first_unexpected()
+{
+	bad = 0;
+	for (F : 0 .. NF - 1) {
+		if
+		:: bad == 0 && IN_DRAIN(F) && UNEXPECTED(F) -> bad = F + 1
+		:: else
+		fi
+	}
+}
+
+/* Prepare (file_split_for()) and commit (rs_add()/rs_remove()): b-lazy
+ * splits the intact block when the range covers it in part and changes it
+ * (only called when CHANGES). */
+inline commit()
+{
+	if
+	:: !split && !(lo == 0 && hi == NSUB - 1) -> block_split()
+	:: else
+	fi;
+	if
+	:: IN(0) -> attr[0] = to
+	:: else
+	fi;
+	if
+	:: IN(1) -> attr[1] = to
+	:: else
+	fi
+	/* gmap_remove(), iommu_relevel(): guest/IOMMU maps, not modelled */
+}
+
+/* drain()'s loop body: done, EAGAIN, or wait (and the commit on success) */
+inline drain_decide()
+{
+	first_unexpected();
+	if
+	:: bad == 0 ->
+		commit();
+		ret = R_OK
+	:: bad != 0 && (tmo == T_NONE || expired) ->
+		/* DESIGN: EAGAIN means a short-term pin outlived the timeout;
+		 * zapped PTEs cannot come back (refaults block) and no new
+		 * long-term pin can appear (it would have been EBUSY) */
+		assert(map[bad - 1] == 0 && lt[bad - 1] == 0 && pinc[bad - 1] > 0);
+		ret = R_EAGAIN
+	:: else ->
+		ret = R_WAIT
+	fi
+}
+
+/* The end of a f->lock section of gmem_convert(): on failure nothing
+ * changed; "merge:" note and run merges (not on the "done:" path); either
+ * unlock f->lock, or wait on pin_wait (which unlocks it). */
+inline convert_section_end()
+{
+	if
+	:: ret == R_EBUSY || ret == R_EAGAIN ->
+		assert(attr[0] == a0 && attr[1] == a1)	/* all or nothing */
+	:: else
+	fi;
+	if
+	:: ret == R_OK || ret == R_EBUSY || ret == R_EAGAIN ->
+		note_merge();
+		run_merges()
+	:: else
+	fi;
+	CHECK;
+	if
+	:: ret == R_WAIT -> cv_waiting = true; cv_sig = false
+	:: else
+	fi;
+	flock = 0
+}
+
+/* drain() woken (broadcast or deadline): relock f->lock and test again */
+inline convert_rewake()
+{
+	flock = _pid + 1;
+	cv_waiting = false;
+	cv_sig = false;
+	drain_decide();
+	convert_section_end()
+}
+
+proctype converter(byte c)
+{
+	byte n, lo, hi, to, ret, bad, tmo, i, F;
+	bit a0, a1;
+	bool expired;
+
+	do
+	:: n == CONV_OPS -> break
+	:: else ->
+		/* the call: a range, a direction, a timeout */
+		if
+		:: lo = 0; hi = 0
+		:: lo = 1; hi = 1
+		:: lo = 0; hi = 1
+		fi;
+		if
+		:: to = PRIVATE
+		:: to = SHARED
+		fi;
+		if
+		:: tmo = T_NONE
+		:: tmo = T_FINITE
+#ifdef WITH_INFINITE_TIMEOUT
+		:: tmo = T_FOREVER
+#endif
+		fi;
+		expired = false;
+		busy[c] = true;
+
+		/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock */
+		wwait++;
+		atomic { readers == 0 && inv_writer == 0 ->
+			inv_writer = _pid + 1; wwait-- };
+
+		/* pthread_mutex_lock(&f->lock) ... */
+		d_step {
+			flock == 0 -> flock = _pid + 1;
+			a0 = attr[0];
+			a1 = attr[1];
+			if
+			:: !CHANGES -> ret = R_NOCHANGE		/* goto done */
+			:: else ->
+				if
+				:: to == PRIVATE ->
+					/* drain(): zap, EBUSY, wait */
+					drain_zap();
+					first_longterm();
+					if
+					:: bad != 0 -> ret = R_EBUSY
+					:: else -> drain_decide()
+					fi
+				:: else ->
+					/* private -> shared: no check */
+					commit();
+					ret = R_OK
+				fi
+			fi;
+			convert_section_end()
+		};
+
+		/* drain(): pthread_cond_timedwait() until no unexpected refs */
+		do
+		:: ret != R_WAIT -> break
+		:: else ->
+			if
+			:: d_step { cv_sig && flock == 0 ->	/* broadcast */
+					convert_rewake() }
+			:: d_step { tmo == T_FINITE && flock == 0 ->
+					expired = true;		/* deadline */
+					convert_rewake() }
+			fi
+		od;
+
+		/* ... pthread_mutex_unlock(&f->lock); invalidate_unlock() */
+		inv_writer = 0;
+		kick_merges();
+		busy[c] = false;
+		n++
+	od
+}
+
+/* ------------------------------------- host faults and pins (mm.c, gup.c) */
+
+/* gmem_unpin(): f->lock only, never the invalidate lock; then
+ * file_kick_merges() */
+inline unpin()
+{
+	d_step {
+		flock == 0 -> flock = _pid + 1;
+		for (s : 0 .. NSUB - 1) {
+			if
+			:: pinf[h * NSUB + s] != 0 ->
+				F = pinf[h * NSUB + s] - 1;	/* folio_unpin() */
+				ref[F]--;
+				pinc[F]--;
+				lt[F] = lt[F] - pinlt[h];
+				pinf[h * NSUB + s] = 0
+			:: else
+			fi
+		}
+		pinlt[h] = 0;
+		note_merge();
+		if
+		:: cv_waiting -> cv_sig = true		/* pthread_cond_broadcast */
+		:: else
+		fi;
+		CHECK;
+		flock = 0
+	};
+	kick_merges()
+}
+
+proctype host(byte h)
+{
+	byte n, s, lo, hi, F;
+	bool longterm;
+
+	do
+	:: n == HOST_OPS -> break
+	:: else ->
+		if
+		:: /* gmem_fault() -> host_access() -> host_fault_locked() */
+			if
+			:: s = 0
+			:: s = 1
+			fi;
+			rdlock();
+			d_step {
+				flock == 0 -> flock = _pid + 1;
+				if
+				:: attr[s] == PRIVATE -> skip	/* SIGBUS */
+				:: else ->
+					if
+					:: pte[h * NSUB + s] == 0 ->
+						F = FID(s);	/* pt_install() */
+						ref[F]++;
+						map[F]++;
+						pte[h * NSUB + s] = F + 1
+					:: else
+					fi
+				fi;
+				CHECK;
+				flock = 0
+			};
+			rdunlock();
+			kick_merges()
+
+		:: !PINNED(h) ->
+			/* gmem_pin(): all or nothing */
+			if
+			:: lo = 0; hi = 0
+			:: lo = 1; hi = 1
+			:: lo = 0; hi = 1
+			fi;
+			if
+			:: longterm = false
+			:: longterm = true
+			fi;
+			rdlock();
+			d_step {
+				flock == 0 -> flock = _pid + 1;
+				if
+				:: (IN(0) && attr[0] == PRIVATE) ||
+				   (IN(1) && attr[1] == PRIVATE) ->
+					skip			/* pin_check(): EFAULT */
+				:: else ->
+					for (s : 0 .. NSUB - 1) {
+						if
+						:: IN(s) && pte[h * NSUB + s] == 0 ->
+							F = FID(s);	/* pt_install() */
+							ref[F]++;
+							map[F]++;
+							pte[h * NSUB + s] = F + 1
+						:: else
+						fi
+					}
+					for (s : 0 .. NSUB - 1) {
+						if
+						:: IN(s) ->
+							F = FID(s);	/* folio_pin() */
+							ref[F]++;
+							pinc[F]++;
+							lt[F] = lt[F] + longterm;
+							pinf[h * NSUB + s] = F + 1
+						:: else
+						fi
+					}
+					pinlt[h] = longterm
+				fi;
+				CHECK;
+				flock = 0
+			};
+			rdunlock();
+			kick_merges()
+
+		:: PINNED(h) ->
+			unpin()
+		fi;
+		n++
+	od;
+	/* the process exits: drop its pin */
+	if
+	:: PINNED(h) -> unpin()
+	:: else
+	fi
+}
+
+/* ---------------------------------------------------------------- init */
+
+init
+{
+	byte F;
+
+	/* the huge page as gmem_file_create() + the first fault leave it:
+	 * intact, all shared (or all private: INIT_SHARED not given) */
+	if
+	:: attr[0] = SHARED; attr[1] = SHARED
+	:: attr[0] = PRIVATE; attr[1] = PRIVATE
+	fi;
+	ref[INTACT] = 1;
+
+	atomic {
+		run converter(0);
+		run converter(1);
+		run host(0);
+		run host(1)
+	};
+
+	/* every process has returned */
+	_nr_pr == 1;
+	assert(readers == 0 && inv_writer == 0 && wwait == 0 && flock == 0 &&
+	       !cv_waiting);
+	assert(NO_PRIVATE_ACCESS && STRUCTURE_OK);
+	/* no noted merge was lost ... */
+	assert(!merge_pending && !merge_todo);
+	/* ... so no block that may merge is left split */
+	assert(!(split && attr[0] == attr[1] && QUIET(0) && QUIET(1)))
+}
+
+/* ----------------------------------------------------------- properties */
+
+/* Safety: in every reachable state no PTE and no pin on a private page. */
+ltl safety { [] NO_PRIVATE_ACCESS }
+
+/* Liveness: every gmem_convert() call returns (checked with pan -a -f). */
+ltl conv_ends { [] ((busy[0] -> <> !busy[0]) && (busy[1] -> <> !busy[1])) }

@@ -1,0 +1,1785 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stress.c - gmem under many threads on real memory, checked by an oracle.
+ *
+ *   stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE]
+ *          [-A]
+ *
+ * THREADS threads share one pool (memfd backing), two host mms that map
+ * every file, and two files of each policy (4k, a, b-eager, b-lazy):
+ *
+ * - a "content" file, whose first huge page holds the content pages.  Each
+ *   content page has one owner thread; only the owner writes it, converts
+ *   it (single pages) and punches it (partially), and it keeps a model of
+ *   the page: attribute and the bytes at offsets 0 and 4095.  Everybody
+ *   else may fault, read, pin, guest-access and IOMMU-map any page, and
+ *   convert, punch (partially) and write the "free" pages that hold no
+ *   content.
+ * - a "chaos" file, without a content model: multi-page conversions,
+ *   partial and whole-huge-page punches, poison (-P), pins, faults.
+ *
+ * The oracle:
+ * - every result must be one the specification allows for the call, from
+ *   what the caller knows (its model, the pins it holds);
+ * - an EAGAIN or EBUSY from a conversion (or EBUSY from a pin) needs a pin
+ *   that may have existed during the call: pin attempts are counted per
+ *   content page and per huge page, before and after, so a refusal with no
+ *   pin anywhere in its drain set is caught;
+ * - after every owner operation the content reads back as the model says
+ *   (through the guest, which sees private and shared pages alike);
+ * - at the commit point of every conversion (gmem_test_hooks), walked from
+ *   the structures themselves: no host page-table entry, no pin of an
+ *   attached folio and no IOMMU entry on a page made private, and no guest
+ *   entry left over the range;
+ * - before a pin is dropped, its record is still there, its pages are
+ *   still shared and still backed by the folios it pinned (no split, merge
+ *   or conversion slipped past it), and no other pin overlaps an
+ *   exclusive one;
+ * - now and then all threads stop: gmem_check(), every content page's
+ *   attribute and bytes, the pin count;
+ * - at the end: everything unpinned, gmem_check(), every file closed, the
+ *   pool back to free == total, and gmem's metadata back to its baseline.
+ *
+ * -P adds memory-failure injection on the chaos files; -i PERMILLE turns on
+ * random allocation-failure injection during the run (then ENOMEM, SIGBUS
+ * or a guest fault is allowed where a call may allocate, and nothing else
+ * changes).  -A aborts instead of exiting 1 on a failure (for a core).
+ *
+ * Each thread's operations are a function of the seed; their interleaving
+ * is not, so a failing seed reproduces often, not always.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmem.h"
+#include "internal.h"
+
+#define MAX_THREADS	64
+#define MAX_PINS	8		/* pins one thread holds at once */
+#define NR_MMS		2
+#define NR_POL		4
+#define MAX_FILES	(2 * NR_POL)
+#define OFF(pg)		((uint64_t)(pg) << PAGE_SHIFT)
+#define LAST_BYTE	4095ULL
+#define PIN_MAX_PAGES	16
+
+/* Pin-attempt counters: low 32 bits attempts in flight or pins held,
+ * high 32 bits how many ended. */
+enum { PC_ANY, PC_LT, PC_EXCL, NR_PC };
+#define PC_BEGIN	1ULL
+#define PC_END		((1ULL << 32) - 1)
+
+/* ------------------------------------------------------------ options */
+
+static struct {
+	uint64_t seed;
+	int threads;
+	double secs;
+	uint64_t psize;
+	bool poison;
+	unsigned int permille;
+	bool abort_on_fail;
+} opt = { 0, 4, 2.0, GMEM_2M, false, 0, false };
+
+/* ------------------------------------------------------------- files */
+
+/* The owner's model of one content page. */
+struct pmodel {
+	bool shared;
+	bool alloc;		/* policy 4k: the owner knows it has memory */
+	uint8_t v[2];		/* the bytes at offsets 0 and 4095 */
+	uint32_t gen;
+};
+
+struct sfile {
+	struct gmem_file *f;
+	struct gfile *gf;
+	char name[24];
+	enum gmem_policy pol;
+	bool content;
+	int idx;
+	uint64_t nr_pages, nr_slots, nr_2m;
+	/* content files only */
+	struct pmodel *model;		/* [nr_content] */
+	_Atomic uint64_t *pc;		/* [nr_content][NR_PC] */
+	_Atomic uint64_t *hc;		/* [nr_slots][NR_PC] */
+	atomic_bool *slot_alloc;	/* huge page known to have memory */
+	atomic_bool *tables;		/* [NR_MMS][nr_2m] page tables exist */
+};
+
+static struct gmem_pool *pool;
+static struct gmem_mm *mms[NR_MMS];
+static struct sfile files[MAX_FILES];
+static int nr_files;
+static struct sfile *content_files[NR_POL], *chaos_files[NR_POL];
+
+static uint64_t hp;			/* pages per huge page */
+static uint64_t blocks[4];		/* 2M blocks holding content pages */
+static unsigned int nr_blocks;
+static uint64_t cpb;			/* content pages per block */
+static uint64_t nr_content;
+
+static atomic_bool stop;
+static pthread_rwlock_t world;		/* read: a batch of ops; write: checks */
+static atomic_uint poisons;
+static unsigned int poison_cap;
+static atomic_ullong hook_calls, hook_private;
+static uint64_t world_checks;
+
+/* ----------------------------------------------------------- threads */
+
+struct hpin {
+	uint64_t id;
+	struct sfile *sf;
+	uint64_t pg, n;
+	unsigned int flags;
+	uint64_t until;			/* now_ns() after which it goes */
+};
+
+enum {
+	ST_OPS, ST_CONV_OK, ST_CONV_ZERO, ST_EAGAIN, ST_EBUSY, ST_ENOMEM,
+	ST_PINS, ST_PIN_EXCL, ST_PIN_LT, ST_PIN_REFUSED, ST_EOPNOTSUPP,
+	ST_UNPINS, ST_PUNCH, ST_PUNCH_WHOLE, ST_POISON, ST_GUEST, ST_IOMMU,
+	ST_HOST, ST_SIGBUS, ST_CHECKED, ST_EVIDENCE, NR_ST
+};
+
+static const char *const st_names[NR_ST] = {
+	"ops", "converts_ok", "zero_converts", "eagain", "ebusy", "enomem",
+	"pins", "excl_pins", "longterm_pins", "pins_refused", "eopnotsupp",
+	"unpins", "punches", "whole_punches", "poisons", "guest", "iommu",
+	"host", "sigbus", "content_checks", "refusals_justified",
+};
+
+struct thr {
+	int id;
+	uint64_t rng;
+	pthread_t th;
+	struct hpin pins[MAX_PINS];
+	int nr_pins;
+	uint64_t *own;			/* content page indices owned */
+	uint64_t nr_own;
+	uint64_t st[NR_ST];
+};
+
+static struct thr thr[MAX_THREADS];
+static _Thread_local int self_id = -1;
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t rnd(struct thr *t)
+{
+	t->rng += 0x9e3779b97f4a7c15ULL;
+	return mix64(t->rng);
+}
+
+static uint64_t rnd_below(struct thr *t, uint64_t n)
+{
+	return n ? rnd(t) % n : 0;
+}
+
+static bool chance(struct thr *t, unsigned int permille)
+{
+	return rnd_below(t, 1000) < permille;
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn))
+fail(const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "stress: FAIL seed=%" PRIu64 " thread=%d: %s\n",
+		opt.seed, self_id, buf);
+	fflush(NULL);
+	if (opt.abort_on_fail)
+		abort();
+	_exit(1);
+}
+
+/* A broken safety rule, seen at a conversion's commit point. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+violation(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "stress: VIOLATION seed=%" PRIu64 " thread=%d: %s\n",
+		opt.seed, self_id, buf);
+	fflush(NULL);
+	abort();
+}
+
+static unsigned long long ull(uint64_t x)
+{
+	return (unsigned long long)x;
+}
+
+/* ----------------------------------------------------------- results */
+
+enum {
+	RES_OK = 1 << 0, RES_SIGBUS = 1 << 1, RES_GFAULT = 1 << 2,
+	RES_GHWPOISON = 1 << 3, RES_EFAULT = 1 << 4, RES_EBUSY = 1 << 5,
+	RES_EAGAIN = 1 << 6, RES_ENOMEM = 1 << 7, RES_EHWPOISON = 1 << 8,
+	RES_EOPNOTSUPP = 1 << 9, RES_EINVAL = 1 << 10, RES_ENOENT = 1 << 11,
+	RES_EBADF = 1 << 12, RES_EEXIST = 1 << 13, NR_RES = 14
+};
+
+static const int r_values[NR_RES] = {
+	0, GMEM_SIGBUS, GMEM_GUEST_FAULT, GMEM_GUEST_HWPOISON, -EFAULT,
+	-EBUSY, -EAGAIN, -ENOMEM, -EHWPOISON, -EOPNOTSUPP, -EINVAL, -ENOENT,
+	-EBADF, -EEXIST,
+};
+
+static unsigned int res_bit(int r)
+{
+	for (int i = 0; i < NR_RES; i++)
+		if (r_values[i] == r)
+			return 1U << i;
+	return 0;
+}
+
+static const char *res_name(int r)
+{
+	switch (r) {
+	case 0: return "ok";
+	case GMEM_SIGBUS: return "sigbus";
+	case GMEM_GUEST_FAULT: return "guest-fault";
+	case GMEM_GUEST_HWPOISON: return "guest-hwpoison";
+	default: return gmem_errno_name(r);
+	}
+}
+
+/* Results allowed only while allocation failures are injected. */
+static unsigned int inj(unsigned int mask)
+{
+	return opt.permille ? mask : 0;
+}
+
+static void expect_res(int r, unsigned int allowed, const char *what,
+		       const struct sfile *sf, uint64_t pg, uint64_t n)
+{
+	char al[256] = "";
+	size_t used = 0;
+
+	if (res_bit(r) & allowed)
+		return;
+	for (int i = 0; i < NR_RES; i++) {
+		if (!(allowed & (1U << i)))
+			continue;
+		int w = snprintf(al + used, sizeof(al) - used, "%s%s",
+				 used ? "|" : "", res_name(r_values[i]));
+		if (w > 0 && (size_t)w < sizeof(al) - used)
+			used += (size_t)w;
+	}
+	fail("%s %s off=0x%llx len=0x%llx: got %s (%d), allowed %s", what,
+	     sf ? sf->name : "-", ull(OFF(pg)), ull(OFF(n)), res_name(r), r,
+	     al);
+}
+
+static void count_res(struct thr *t, int r)
+{
+	if (r == -ENOMEM)
+		t->st[ST_ENOMEM]++;
+	else if (r == GMEM_SIGBUS)
+		t->st[ST_SIGBUS]++;
+}
+
+/* ---------------------------------------------------- content layout */
+
+static uint64_t content_pg(uint64_t i)
+{
+	return blocks[i % nr_blocks] * PTRS + i / nr_blocks;
+}
+
+/* The content index of page @pg, or -1 for a free page. */
+static int64_t content_idx(uint64_t pg)
+{
+	uint64_t b = pg / PTRS, j = pg % PTRS;
+
+	if (pg >= hp || j >= cpb)
+		return -1;
+	for (unsigned int k = 0; k < nr_blocks; k++)
+		if (blocks[k] == b)
+			return (int64_t)(j * nr_blocks + k);
+	return -1;
+}
+
+static int owner_of(uint64_t i)
+{
+	return (int)((i / nr_blocks) % (uint64_t)opt.threads);
+}
+
+static uint8_t mkbyte(const struct sfile *sf, uint64_t pg, uint32_t gen,
+		      int k)
+{
+	uint64_t h = mix64(opt.seed ^ ((uint64_t)sf->idx << 56) ^ (pg << 20) ^
+			   ((uint64_t)gen << 1) ^ (uint64_t)k);
+
+	return (uint8_t)(1 + h % 255);	/* never 0: zeroing shows */
+}
+
+/* ------------------------------------------------ knowledge of memory */
+
+/* After a successful host access or pin of [pg, pg+n) through mm @mi. */
+static void note_host(struct sfile *sf, int mi, uint64_t pg, uint64_t n)
+{
+	if (!sf->content)
+		return;
+	for (uint64_t r = pg / PTRS; r <= (pg + n - 1) / PTRS; r++)
+		atomic_store(&sf->tables[(uint64_t)mi * sf->nr_2m + r], true);
+	if (sf->pol != GMEM_POLICY_4K)
+		for (uint64_t s = pg / hp; s <= (pg + n - 1) / hp; s++)
+			atomic_store(&sf->slot_alloc[s], true);
+}
+
+/* After a successful guest access or IOMMU map of [pg, pg+n). */
+static void note_alloc(struct sfile *sf, uint64_t pg, uint64_t n)
+{
+	if (!sf->content || sf->pol == GMEM_POLICY_4K)
+		return;
+	for (uint64_t s = pg / hp; s <= (pg + n - 1) / hp; s++)
+		atomic_store(&sf->slot_alloc[s], true);
+}
+
+/*
+ * Whether a host access by the owner to content page @i through mm @mi
+ * can need no allocation at all: the page has memory (content files never
+ * lose a huge page; a policy-4k page only to its owner's punch) and the
+ * mm has page tables there (they are freed only at close).
+ */
+static bool known_mapped(struct sfile *sf, int mi, uint64_t i)
+{
+	uint64_t pg = content_pg(i);
+
+	if (!atomic_load(&sf->tables[(uint64_t)mi * sf->nr_2m + pg / PTRS]))
+		return false;
+	if (sf->pol == GMEM_POLICY_4K)
+		return sf->model[i].alloc;
+	return atomic_load(&sf->slot_alloc[pg / hp]);
+}
+
+/* ------------------------------------------------ pin-attempt counters */
+
+static void pc_bump(_Atomic uint64_t *c, unsigned int flags, uint64_t d)
+{
+	atomic_fetch_add(&c[PC_ANY], d);
+	if (flags & GMEM_PIN_LONGTERM)
+		atomic_fetch_add(&c[PC_LT], d);
+	if (flags & GMEM_PIN_EXCLUSIVE)
+		atomic_fetch_add(&c[PC_EXCL], d);
+}
+
+/* Before a pin attempt (begin) and after it failed or was unpinned. */
+static void pc_pin(struct sfile *sf, uint64_t pg, uint64_t n,
+		   unsigned int flags, bool begin)
+{
+	uint64_t d = begin ? PC_BEGIN : PC_END;
+
+	if (!sf->content)
+		return;
+	for (uint64_t s = pg / hp; s <= (pg + n - 1) / hp; s++)
+		pc_bump(&sf->hc[s * NR_PC], flags, d);
+	for (uint64_t p = pg; p < pg + n; p++) {
+		int64_t i = content_idx(p);
+
+		if (i >= 0)
+			pc_bump(&sf->pc[(uint64_t)i * NR_PC], flags, d);
+	}
+}
+
+/*
+ * Whether a pin may have existed between two reads of its counter: one
+ * was held or in flight at either read, or one ended in between (beyond
+ * @self, the caller's own attempts that ended in between).
+ */
+static bool evidence(uint64_t before, uint64_t after, uint64_t self)
+{
+	return (uint32_t)before || (uint32_t)after ||
+	       (after >> 32) - (before >> 32) > self;
+}
+
+/* The counters that stand for the drain set of content page @i. */
+static _Atomic uint64_t *drain_counters(struct sfile *sf, uint64_t i)
+{
+	/* 4k and b-eager drain the 4K page; a and b-lazy may drain the
+	 * whole huge folio (b-lazy: whatever block is intact). */
+	if (sf->pol == GMEM_POLICY_4K || sf->pol == GMEM_POLICY_B_EAGER)
+		return &sf->pc[i * NR_PC];
+	return &sf->hc[(content_pg(i) / hp) * NR_PC];
+}
+
+/* --------------------------------------------------- the commit hook */
+
+struct hook_ctx {
+	struct gfile *f;
+	uint64_t pg0, pg1;
+	bool bad;
+	uint64_t bad_id, bad_pg;
+	uint64_t entries;
+};
+
+static void hook_pin(void *arg, struct gpin *pin)
+{
+	struct hook_ctx *c = arg;
+	uint64_t pg = pin->pg;
+
+	if (pin->file != c->f || c->bad)
+		return;
+	for (uint32_t s = 0; s < pin->nr_segs; pg += pin->segs[s].nr, s++) {
+		struct gfolio *fo = pin->segs[s].folio;
+		uint64_t a = MAX(pg, c->pg0), b = MIN(pg + pin->segs[s].nr,
+						      c->pg1);
+
+		/* A piece of a punched huge page is no longer the file's. */
+		if (a >= b || (fo->flags & FOLIO_DETACHED))
+			continue;
+		c->bad = true;
+		c->bad_id = pin->id;
+		c->bad_pg = a;
+		return;
+	}
+}
+
+static void hook_entry(void *arg, uint64_t base, int level)
+{
+	struct hook_ctx *c = arg;
+
+	if (!c->entries++) {
+		c->bad_pg = base >> PAGE_SHIFT;
+		c->bad_id = (uint64_t)level;
+	}
+}
+
+/* Any host page-table entry of @v on [pg0, pg1), from the tables. */
+static bool pt_any(struct gvma *v, uint64_t pg0, uint64_t pg1, uint64_t *at)
+{
+	for (uint64_t pg = pg0; pg < pg1;) {
+		struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
+		uint64_t gend = ALIGN_DOWN(pg, 1ULL << PUD_ORDER) +
+				(1ULL << PUD_ORDER);
+
+		if (!pmd) {
+			pg = gend;
+			continue;
+		}
+		struct gpt_pte *pte = pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+		uint64_t end = MIN(pg1, ALIGN_DOWN(pg, PTRS) + PTRS);
+
+		if (!pte) {
+			pg = end;
+			continue;
+		}
+		for (; pg < end; pg++) {
+			if (pte->pte[pg & (PTRS - 1)]) {
+				*at = pg;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * gmem_test_hooks.convert_commit: runs with the invalidate lock held
+ * exclusively and f->lock held, attributes already flipped.
+ */
+static void hook_commit(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			enum gmem_attr to)
+{
+	struct hook_ctx c = { f, pg0, pg1, false, 0, 0, 0 };
+	uint64_t x;
+
+	atomic_fetch_add(&hook_calls, 1);
+	if (!invalidate_held_exclusive(f))
+		violation("commit of [0x%llx, 0x%llx) without the invalidate lock",
+			  ull(OFF(pg0)), ull(OFF(pg1)));
+	if (to == GMEM_SHARED) {
+		if (rs_first_not_in(&f->shared, pg0, pg1, &x))
+			violation("page 0x%llx not shared at the commit of a conversion to shared",
+				  ull(OFF(x)));
+		goto guest;
+	}
+	atomic_fetch_add(&hook_private, pg1 - pg0);
+	if (rs_first_in(&f->shared, pg0, pg1, &x))
+		violation("page 0x%llx still shared at the commit of a conversion to private",
+			  ull(OFF(x)));
+	for (struct gvma *v = f->vmas; v; v = v->file_next)
+		if (pt_any(v, pg0, pg1, &x))
+			violation("host page-table entry on page 0x%llx at the commit of [0x%llx, 0x%llx) to private",
+				  ull(OFF(x)), ull(OFF(pg0)), ull(OFF(pg1)));
+	pins_for_each(f->pool, hook_pin, &c);
+	if (c.bad)
+		violation("pin %llu holds page 0x%llx at the commit of [0x%llx, 0x%llx) to private",
+			  ull(c.bad_id), ull(OFF(c.bad_pg)), ull(OFF(pg0)),
+			  ull(OFF(pg1)));
+	gmap_for_each(&f->iommu, OFF(pg0), OFF(pg1), hook_entry, &c);
+	if (c.entries)
+		violation("IOMMU entry at 0x%llx (level %llu) at the commit of [0x%llx, 0x%llx) to private",
+			  ull(OFF(c.bad_pg)), ull(c.bad_id), ull(OFF(pg0)),
+			  ull(OFF(pg1)));
+guest:
+	gmap_for_each(&f->guest, OFF(pg0), OFF(pg1), hook_entry, &c);
+	if (c.entries)
+		violation("guest entry at 0x%llx (level %llu) left over the converted range [0x%llx, 0x%llx)",
+			  ull(OFF(c.bad_pg)), ull(c.bad_id), ull(OFF(pg0)),
+			  ull(OFF(pg1)));
+}
+
+/* ------------------------------------------------------ pin checking */
+
+struct pin_check {
+	struct gfile *f;
+	const struct hpin *hp;
+	bool found;
+	char why[200];
+};
+
+static void pin_check_visit(void *arg, struct gpin *pin)
+{
+	struct pin_check *c = arg;
+	const struct hpin *h = c->hp;
+	struct gfile *f = c->f;
+	uint64_t pg = pin->pg, sum = 0;
+
+	if (pin->file != f || c->why[0])
+		return;
+	if (pin->id != h->id) {
+		if (pin->pg < h->pg + h->n && h->pg < pin->pg + pin->nr_pages &&
+		    ((pin->flags | h->flags) & GMEM_PIN_EXCLUSIVE))
+			snprintf(c->why, sizeof(c->why),
+				 "pins %llu and %llu overlap, one exclusive",
+				 ull(h->id), ull(pin->id));
+		return;
+	}
+	c->found = true;
+	if (pin->pg != h->pg || pin->nr_pages != h->n || pin->flags != h->flags) {
+		snprintf(c->why, sizeof(c->why), "pin %llu record changed",
+			 ull(h->id));
+		return;
+	}
+	for (uint32_t s = 0; s < pin->nr_segs; s++) {
+		struct gfolio *fo = pin->segs[s].folio;
+
+		for (uint32_t k = 0; k < pin->segs[s].nr; k++, pg++) {
+			const char *why = NULL;
+
+			if (pg < fo->index || pg >= fo->index + folio_nr_pages(fo))
+				why = "pinned folio does not hold the page";
+			else if (fo->flags & FOLIO_DETACHED) {
+				if (folio_lookup(f, pg) == fo)
+					why = "detached folio still in the file";
+			} else if (folio_lookup(f, pg) != fo) {
+				why = "pinned folio replaced (split or merged while pinned)";
+			} else if (!page_is_shared(f, pg)) {
+				why = "pinned page became private";
+			}
+			if (why) {
+				snprintf(c->why, sizeof(c->why),
+					 "pin %llu page 0x%llx: %s", ull(h->id),
+					 ull(OFF(pg)), why);
+				return;
+			}
+		}
+		sum += pin->segs[s].nr;
+	}
+	if (sum != pin->nr_pages)
+		snprintf(c->why, sizeof(c->why), "pin %llu segments hold %llu pages of %llu",
+			 ull(h->id), ull(sum), ull(pin->nr_pages));
+}
+
+/* A pin we hold is still what it was, and its pages still shared. */
+static void verify_pin(const struct hpin *h)
+{
+	struct pin_check c = { h->sf->gf, h, false, "" };
+
+	pthread_mutex_lock(&c.f->lock);
+	pins_for_each(c.f->pool, pin_check_visit, &c);
+	pthread_mutex_unlock(&c.f->lock);
+	if (!c.found)
+		fail("%s: held pin %llu (0x%llx+0x%llx) is not in the pin table",
+		     h->sf->name, ull(h->id), ull(OFF(h->pg)), ull(OFF(h->n)));
+	if (c.why[0])
+		fail("%s: %s", h->sf->name, c.why);
+}
+
+static void release_pin(struct thr *t, int k)
+{
+	struct hpin h = t->pins[k];
+	int r;
+
+	verify_pin(&h);
+	r = gmem_unpin(pool, h.id);
+	if (r)
+		fail("unpin %llu: %s", ull(h.id), res_name(r));
+	pc_pin(h.sf, h.pg, h.n, h.flags, false);
+	t->pins[k] = t->pins[--t->nr_pins];
+	t->st[ST_UNPINS]++;
+}
+
+static void pins_step(struct thr *t)
+{
+	uint64_t now = now_ns();
+
+	for (int k = 0; k < t->nr_pins;) {
+		if (now >= t->pins[k].until || chance(t, 20))
+			release_pin(t, k);
+		else
+			k++;
+	}
+}
+
+/* Whether a pin of [pg, pg+n) must fail because of a pin we hold. */
+static bool self_conflict(struct thr *t, struct sfile *sf, uint64_t pg,
+			  uint64_t n, unsigned int flags)
+{
+	for (int k = 0; k < t->nr_pins; k++) {
+		struct hpin *h = &t->pins[k];
+
+		if (h->sf == sf && h->pg < pg + n && pg < h->pg + h->n &&
+		    ((h->flags | flags) & GMEM_PIN_EXCLUSIVE))
+			return true;
+	}
+	return false;
+}
+
+static unsigned int rnd_pin_flags(struct thr *t)
+{
+	unsigned int flags = 0;
+
+	if (chance(t, 250))
+		flags |= GMEM_PIN_LONGTERM;
+	if (chance(t, 200))
+		flags |= GMEM_PIN_EXCLUSIVE;
+	return flags;
+}
+
+/*
+ * Pin [pg, pg+n) of @sf through mm @mi and hold it for a while.  @i is the
+ * content page when its owner pins it alone (model known), else -1.
+ */
+static void do_pin(struct thr *t, struct sfile *sf, int mi, uint64_t pg,
+		   uint64_t n, unsigned int flags, int64_t i)
+{
+	bool ex = flags & GMEM_PIN_EXCLUSIVE;
+	int kind = ex ? PC_ANY : PC_EXCL;
+	uint64_t self = ex ? 1 : 0, id = 0, b[2] = { 0, 0 }, a[2] = { 0, 0 };
+	uint64_t s0 = pg / hp, s1 = (pg + n - 1) / hp;
+	struct pmodel *m = i >= 0 ? &sf->model[i] : NULL;
+	void *pages[PIN_MAX_PAGES];
+	unsigned int allowed;
+	bool conflict;
+	int r;
+
+	if (t->nr_pins == MAX_PINS)
+		release_pin(t, (int)rnd_below(t, (uint64_t)t->nr_pins));
+	if ((flags & GMEM_PIN_LONGTERM) && sf->pol == GMEM_POLICY_A) {
+		/* Refused before any page is looked at. */
+		r = gmem_pin(mms[mi], sf->f, OFF(pg), OFF(n), flags, &id, NULL);
+		expect_res(r, RES_EOPNOTSUPP, "long-term pin", sf, pg, n);
+		t->st[ST_EOPNOTSUPP]++;
+		return;
+	}
+	conflict = self_conflict(t, sf, pg, n, flags);
+	if (sf->content) {
+		_Atomic uint64_t *c0 = m ? &sf->pc[(uint64_t)i * NR_PC] :
+				       &sf->hc[s0 * NR_PC];
+
+		b[0] = atomic_load(&c0[kind]);
+		if (!m && s1 != s0)
+			b[1] = atomic_load(&sf->hc[s1 * NR_PC + kind]);
+	}
+	pc_pin(sf, pg, n, flags, true);
+	r = gmem_pin(mms[mi], sf->f, OFF(pg), OFF(n), flags, &id,
+		     n <= PIN_MAX_PAGES ? pages : NULL);
+	if (r)
+		pc_pin(sf, pg, n, flags, false);
+
+	if (m)
+		allowed = m->shared ? RES_OK | RES_EBUSY | inj(RES_ENOMEM) : RES_EFAULT;
+	else
+		allowed = RES_OK | RES_EFAULT | RES_EBUSY | inj(RES_ENOMEM) |
+			  (!sf->content && opt.poison ? RES_EHWPOISON : 0);
+	if (conflict)
+		allowed &= ~(unsigned int)RES_OK;
+	expect_res(r, allowed, conflict ? "pin over our own exclusive" : "pin",
+		   sf, pg, n);
+	count_res(t, r);
+	if (r == -EBUSY && sf->content) {
+		_Atomic uint64_t *c0 = m ? &sf->pc[(uint64_t)i * NR_PC] :
+				       &sf->hc[s0 * NR_PC];
+		bool ev;
+
+		a[0] = atomic_load(&c0[kind]);
+		ev = evidence(b[0], a[0], self);
+		if (!m && s1 != s0) {
+			a[1] = atomic_load(&sf->hc[s1 * NR_PC + kind]);
+			ev = ev || evidence(b[1], a[1], self);
+		}
+		if (!ev)
+			fail("pin %s 0x%llx+0x%llx flags %u: EBUSY with no conflicting pin anywhere during the call",
+			     sf->name, ull(OFF(pg)), ull(OFF(n)), flags);
+		t->st[ST_EVIDENCE]++;
+	}
+	if (r) {
+		t->st[ST_PIN_REFUSED]++;
+		return;
+	}
+	note_host(sf, mi, pg, n);
+	if (m) {
+		uint8_t *d = pages[0];
+
+		if (sf->pol == GMEM_POLICY_4K)
+			m->alloc = true;
+		/* The pinned memory is the page's: the owner's bytes. */
+		if (d[0] != m->v[0] || d[LAST_BYTE] != m->v[1])
+			fail("pin of %s page 0x%llx sees 0x%02x/0x%02x, expected 0x%02x/0x%02x",
+			     sf->name, ull(OFF(pg)), d[0], d[LAST_BYTE],
+			     m->v[0], m->v[1]);
+		t->st[ST_CHECKED]++;
+	}
+	t->pins[t->nr_pins++] = (struct hpin){
+		id, sf, pg, n, flags, now_ns() + rnd_below(t, 2000) * 1000,
+	};
+	t->st[ST_PINS]++;
+	if (flags & GMEM_PIN_EXCLUSIVE)
+		t->st[ST_PIN_EXCL]++;
+	if (flags & GMEM_PIN_LONGTERM)
+		t->st[ST_PIN_LT]++;
+}
+
+/* ----------------------------------------------------- content checks */
+
+/* The owner's page reads back as its model says, through the guest. */
+static void check_content(struct thr *t, struct sfile *sf, uint64_t i,
+			  const char *after)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+
+	for (int k = 0; k < 2; k++) {
+		uint8_t val = 0xee;
+		int r = gmem_guest_read(sf->f, OFF(pg) + (k ? LAST_BYTE : 0),
+					&val);
+
+		expect_res(r, RES_OK | inj(RES_ENOMEM | RES_GFAULT), "guest read", sf,
+			   pg, 1);
+		count_res(t, r);
+		if (r)
+			continue;
+		if (sf->pol == GMEM_POLICY_4K)
+			m->alloc = true;
+		note_alloc(sf, pg, 1);
+		if (val != m->v[k])
+			fail("after %s: %s page 0x%llx byte 0x%llx: guest reads 0x%02x, expected 0x%02x (%s, gen %u)",
+			     after, sf->name, ull(OFF(pg)),
+			     ull(k ? LAST_BYTE : 0), val, m->v[k],
+			     m->shared ? "shared" : "private", m->gen);
+	}
+	t->st[ST_CHECKED]++;
+}
+
+/* The host sees the owner's page as its model says: bytes or SIGBUS. */
+static void check_host(struct thr *t, struct sfile *sf, uint64_t i,
+		       const char *after)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+	int mi = (int)rnd_below(t, NR_MMS), k = (int)rnd_below(t, 2);
+	uint8_t val = 0xee;
+	int r;
+
+	r = gmem_host_read(mms[mi], sf->f, OFF(pg) + (k ? LAST_BYTE : 0), &val);
+	if (!m->shared)
+		expect_res(r, RES_SIGBUS, "host read of a private page", sf, pg, 1);
+	else
+		expect_res(r, RES_OK | (opt.permille && !known_mapped(sf, mi, i) ?
+				      RES_SIGBUS : 0),
+			   "host read of a shared page", sf, pg, 1);
+	count_res(t, r);
+	t->st[ST_HOST]++;
+	if (r)
+		return;
+	note_host(sf, mi, pg, 1);
+	if (sf->pol == GMEM_POLICY_4K)
+		m->alloc = true;
+	if (val != m->v[k])
+		fail("after %s: %s page 0x%llx byte 0x%llx: host reads 0x%02x, expected 0x%02x (gen %u)",
+		     after, sf->name, ull(OFF(pg)), ull(k ? LAST_BYTE : 0), val,
+		     m->v[k], m->gen);
+	t->st[ST_CHECKED]++;
+}
+
+/* --------------------------------------------------------- owner ops */
+
+static void own_write(struct thr *t, struct sfile *sf, uint64_t i, bool guest)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+	int which = (int)rnd_below(t, 3);	/* offset 0, 4095 or both */
+	int mi = (int)rnd_below(t, NR_MMS);
+
+	m->gen++;
+	for (int k = 0; k < 2; k++) {
+		uint8_t nb = mkbyte(sf, pg, m->gen, k);
+		uint64_t off = OFF(pg) + (k ? LAST_BYTE : 0);
+		int r;
+
+		if (which != 2 && which != k)
+			continue;
+		if (guest) {
+			r = gmem_guest_write(sf->f, off, nb);
+			expect_res(r, RES_OK | inj(RES_ENOMEM | RES_GFAULT),
+				   "guest write", sf, pg, 1);
+			t->st[ST_GUEST]++;
+		} else {
+			unsigned int allowed = RES_SIGBUS;
+
+			if (m->shared)
+				allowed = RES_OK | (opt.permille &&
+						  !known_mapped(sf, mi, i) ?
+						  RES_SIGBUS : 0);
+			r = gmem_host_write(mms[mi], sf->f, off, nb);
+			expect_res(r, allowed, m->shared ?
+				   "host write of a shared page" :
+				   "host write of a private page", sf, pg, 1);
+			t->st[ST_HOST]++;
+			if (!r)
+				note_host(sf, mi, pg, 1);
+		}
+		count_res(t, r);
+		if (r)
+			continue;
+		m->v[k] = nb;
+		if (sf->pol == GMEM_POLICY_4K)
+			m->alloc = true;
+		note_alloc(sf, pg, 1);
+	}
+}
+
+static void own_convert(struct thr *t, struct sfile *sf, uint64_t i)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i), at = UINT64_MAX, b[NR_PC], a[NR_PC];
+	bool same = chance(t, 100);
+	enum gmem_attr to = (m->shared != same) ? GMEM_PRIVATE : GMEM_SHARED;
+	unsigned int flags = chance(t, 250) ? GMEM_CONVERT_ZERO : 0;
+	int timeout = (int)rnd_below(t, 3);
+	_Atomic uint64_t *c = drain_counters(sf, i);
+	unsigned int allowed;
+	int r;
+
+	for (int k = 0; k < NR_PC; k++)
+		b[k] = atomic_load(&c[k]);
+	r = gmem_convert(sf->f, OFF(pg), PAGE_SIZE, to, flags, timeout, &at);
+	for (int k = 0; k < NR_PC; k++)
+		a[k] = atomic_load(&c[k]);
+
+	if (same)
+		allowed = RES_OK;		/* changes nothing, allocates nothing */
+	else if (to == GMEM_SHARED)
+		allowed = RES_OK | inj(RES_ENOMEM);
+	else
+		allowed = RES_OK | RES_EAGAIN | inj(RES_ENOMEM) |
+			  (sf->pol != GMEM_POLICY_A ? RES_EBUSY : 0);
+	expect_res(r, allowed, same ? "convert to the same attribute" :
+		   to == GMEM_SHARED ? "convert to shared" : "convert to private",
+		   sf, pg, 1);
+	count_res(t, r);
+	if (r == -EAGAIN || r == -EBUSY) {
+		if (at != OFF(pg))
+			fail("convert %s page 0x%llx: %s at=0x%llx",
+			     sf->name, ull(OFF(pg)), res_name(r), ull(at));
+		if (!evidence(b[r == -EBUSY ? PC_LT : PC_ANY],
+			      a[r == -EBUSY ? PC_LT : PC_ANY], 0))
+			fail("convert %s page 0x%llx to private: %s with no %spin in its drain set during the call",
+			     sf->name, ull(OFF(pg)), res_name(r),
+			     r == -EBUSY ? "long-term " : "");
+		t->st[ST_EVIDENCE]++;
+		t->st[r == -EAGAIN ? ST_EAGAIN : ST_EBUSY]++;
+	}
+	if (!r) {
+		t->st[ST_CONV_OK]++;
+		if (!same) {
+			m->shared = to == GMEM_SHARED;
+			if (flags & GMEM_CONVERT_ZERO) {
+				m->v[0] = m->v[1] = 0;
+				t->st[ST_CONV_ZERO]++;
+			}
+		}
+	}
+	/* Success or not, the content is what the model says now. */
+	check_content(t, sf, i, r ? "a failed conversion" :
+		      (flags & GMEM_CONVERT_ZERO) ? "a zeroing conversion" :
+		      "an in-place conversion");
+	check_host(t, sf, i, r ? "a failed conversion" : "a conversion");
+}
+
+static void own_punch(struct thr *t, struct sfile *sf, uint64_t i)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+	int r = gmem_punch(sf->f, OFF(pg), PAGE_SIZE);
+
+	expect_res(r, RES_OK | inj(RES_ENOMEM), "punch of one page", sf, pg, 1);
+	count_res(t, r);
+	t->st[ST_PUNCH]++;
+	if (!r) {
+		m->v[0] = m->v[1] = 0;
+		if (sf->pol == GMEM_POLICY_4K)
+			m->alloc = false;
+	}
+	check_content(t, sf, i, r ? "a failed punch" : "a punch");
+}
+
+static void own_op(struct thr *t)
+{
+	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	uint64_t i = t->own[rnd_below(t, t->nr_own)];
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i), at = UINT64_MAX;
+	int mi = (int)rnd_below(t, NR_MMS), r;
+	uint64_t x = rnd_below(t, 100);
+
+	if (x < 15) {
+		own_write(t, sf, i, false);
+	} else if (x < 22) {
+		own_write(t, sf, i, true);
+	} else if (x < 30) {
+		check_host(t, sf, i, "nothing");
+	} else if (x < 38) {
+		check_content(t, sf, i, "nothing");
+	} else if (x < 62) {
+		own_convert(t, sf, i);
+	} else if (x < 67) {
+		own_punch(t, sf, i);
+	} else if (x < 80) {
+		do_pin(t, sf, mi, pg, 1, rnd_pin_flags(t), (int64_t)i);
+	} else if (x < 87) {
+		r = gmem_iommu_map(sf->f, OFF(pg), PAGE_SIZE, &at);
+		expect_res(r, m->shared ? RES_OK | inj(RES_ENOMEM) : RES_EFAULT,
+			   "iommu map of one page", sf, pg, 1);
+		if (r == -EFAULT && at != OFF(pg))
+			fail("iommu %s 0x%llx: EFAULT at=0x%llx", sf->name,
+			     ull(OFF(pg)), ull(at));
+		count_res(t, r);
+		t->st[ST_IOMMU]++;
+		if (!r) {
+			note_alloc(sf, pg, 1);
+			if (sf->pol == GMEM_POLICY_4K)
+				m->alloc = true;
+		}
+	} else {
+		unsigned int allowed = RES_SIGBUS;
+
+		if (m->shared)
+			allowed = RES_OK | (opt.permille && !known_mapped(sf, mi, i) ?
+					  RES_SIGBUS : 0);
+		r = gmem_fault(mms[mi], sf->f, OFF(pg) + rnd_below(t, PAGE_SIZE),
+			       chance(t, 500) ? GMEM_WRITE : 0);
+		expect_res(r, allowed, "fault", sf, pg, 1);
+		count_res(t, r);
+		t->st[ST_HOST]++;
+		if (!r) {
+			note_host(sf, mi, pg, 1);
+			if (sf->pol == GMEM_POLICY_4K)
+				m->alloc = true;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ ranges */
+
+static uint64_t clamp_start(int64_t s, uint64_t len, uint64_t np)
+{
+	if (s < 0)
+		return 0;
+	if ((uint64_t)s + len > np)
+		return np - len;
+	return (uint64_t)s;
+}
+
+/* A random range of @sf of at most @maxn pages, often near a boundary. */
+static void pick_range(struct thr *t, struct sfile *sf, uint64_t maxn,
+		       uint64_t *pg, uint64_t *n)
+{
+	uint64_t np = sf->nr_pages, len, start;
+	bool align = false;
+
+	switch (rnd_below(t, 10)) {
+	case 0: case 1: case 2:
+		len = 1;
+		break;
+	case 3: case 4:
+		len = 1 + rnd_below(t, 16);
+		break;
+	case 5: case 6:
+		len = 1 + rnd_below(t, 1024);
+		break;
+	case 7:
+		len = 1 + rnd_below(t, np);
+		break;
+	case 8:
+		len = PTRS;
+		align = true;
+		break;
+	default:
+		len = hp;
+		align = true;
+		break;
+	}
+	len = MIN(len, MIN(maxn, np));
+	if (rnd_below(t, 3) == 0) {
+		uint64_t unit = rnd_below(t, 2) ? PTRS : hp;
+		int64_t bnd = (int64_t)(unit * rnd_below(t, np / unit + 1));
+		int64_t d = (int64_t)rnd_below(t, 9) - 4;
+
+		if (rnd_below(t, 2))
+			d -= (int64_t)len;
+		start = clamp_start(bnd + d, len, np);
+	} else {
+		start = rnd_below(t, np - len + 1);
+	}
+	if (align)
+		start = clamp_start((int64_t)ALIGN_DOWN(start, len), len, np);
+	*pg = start;
+	*n = len;
+}
+
+/* Cut [*pg, *pg + *n) of a content file before its first content page. */
+static bool clip_free(uint64_t *pg, uint64_t *n)
+{
+	for (uint64_t p = *pg; p < *pg + *n && p < hp; p++) {
+		if (content_idx(p) >= 0) {
+			*n = p - *pg;
+			break;
+		}
+	}
+	return *n > 0;
+}
+
+static void check_at(const char *what, const struct sfile *sf, uint64_t pg,
+		     uint64_t n, int r, uint64_t at)
+{
+	if (at < OFF(pg) || at >= OFF(pg + n) || (at & (PAGE_SIZE - 1)))
+		fail("%s %s 0x%llx+0x%llx: %s at=0x%llx outside the range", what,
+		     sf->name, ull(OFF(pg)), ull(OFF(n)), res_name(r), ull(at));
+}
+
+/* A multi-page conversion by anyone (chaos files, free content pages). */
+static void range_convert(struct thr *t, struct sfile *sf, uint64_t pg,
+			  uint64_t n)
+{
+	enum gmem_attr to = rnd_below(t, 2) ? GMEM_SHARED : GMEM_PRIVATE;
+	unsigned int flags = chance(t, 250) ? GMEM_CONVERT_ZERO : 0;
+	uint64_t at = UINT64_MAX;
+	int r;
+
+	r = gmem_convert(sf->f, OFF(pg), OFF(n), to, flags,
+			 (int)rnd_below(t, 3), &at);
+	expect_res(r, RES_OK | inj(RES_ENOMEM) |
+		   (to == GMEM_PRIVATE ? RES_EAGAIN : 0) |
+		   (to == GMEM_PRIVATE && sf->pol != GMEM_POLICY_A ? RES_EBUSY : 0),
+		   to == GMEM_SHARED ? "range convert to shared" :
+		   "range convert to private", sf, pg, n);
+	count_res(t, r);
+	if (r == -EAGAIN || r == -EBUSY) {
+		check_at("convert", sf, pg, n, r, at);
+		t->st[r == -EAGAIN ? ST_EAGAIN : ST_EBUSY]++;
+	}
+	if (!r)
+		t->st[ST_CONV_OK]++;
+}
+
+/* ----------------------------------------------- others' content ops */
+
+static void peek_op(struct thr *t)
+{
+	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	uint64_t pg, n, at = UINT64_MAX, x = rnd_below(t, 100);
+	int mi = (int)rnd_below(t, NR_MMS), r;
+	uint8_t val;
+
+	pg = chance(t, 700) ? content_pg(rnd_below(t, nr_content)) :
+			      rnd_below(t, sf->nr_pages);
+	if (x < 30) {
+		if (rnd_below(t, 2))
+			r = gmem_host_read(mms[mi], sf->f,
+					   OFF(pg) + rnd_below(t, PAGE_SIZE), &val);
+		else
+			r = gmem_fault(mms[mi], sf->f,
+				       OFF(pg) + rnd_below(t, PAGE_SIZE), 0);
+		expect_res(r, RES_OK | RES_SIGBUS, "host read", sf, pg, 1);
+		count_res(t, r);
+		t->st[ST_HOST]++;
+		if (!r)
+			note_host(sf, mi, pg, 1);
+	} else if (x < 55) {
+		n = chance(t, 700) ? 1 : 1 + rnd_below(t, 8);
+		n = MIN(n, sf->nr_pages - pg);
+		do_pin(t, sf, mi, pg, n, rnd_pin_flags(t), -1);
+	} else if (x < 70) {
+		r = gmem_guest_read(sf->f, OFF(pg) + rnd_below(t, PAGE_SIZE), &val);
+		expect_res(r, RES_OK | inj(RES_ENOMEM | RES_GFAULT), "guest read", sf,
+			   pg, 1);
+		count_res(t, r);
+		t->st[ST_GUEST]++;
+		if (!r)
+			note_alloc(sf, pg, 1);
+	} else if (x < 85) {
+		n = 1 + rnd_below(t, 64);
+		n = MIN(n, sf->nr_pages - pg);
+		r = gmem_guest_access(sf->f, OFF(pg), rnd_below(t, 4) ? OFF(n) : 0,
+				      chance(t, 500) ? GMEM_WRITE : 0);
+		expect_res(r, RES_OK | inj(RES_ENOMEM | RES_GFAULT), "guest access",
+			   sf, pg, n);
+		count_res(t, r);
+		t->st[ST_GUEST]++;
+		if (!r)
+			note_alloc(sf, pg, n);
+	} else {
+		n = 1 + rnd_below(t, 64);
+		n = MIN(n, sf->nr_pages - pg);
+		r = gmem_iommu_map(sf->f, OFF(pg), OFF(n), &at);
+		expect_res(r, RES_OK | RES_EFAULT | inj(RES_ENOMEM), "iommu map", sf,
+			   pg, n);
+		if (r == -EFAULT)
+			check_at("iommu map", sf, pg, n, r, at);
+		count_res(t, r);
+		t->st[ST_IOMMU]++;
+		if (!r)
+			note_alloc(sf, pg, n);
+	}
+}
+
+/* Anyone may convert, punch (in part) and write free content-file pages. */
+static void free_op(struct thr *t)
+{
+	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	uint64_t pg, n, x = rnd_below(t, 100);
+	int mi = (int)rnd_below(t, NR_MMS), r;
+
+	/* Shorter than a huge page: never a whole-huge-page punch here. */
+	pick_range(t, sf, MIN(hp - 1, 1024), &pg, &n);
+	if (!clip_free(&pg, &n))
+		return;
+	if (x < 35) {
+		range_convert(t, sf, pg, n);
+	} else if (x < 50) {
+		r = gmem_punch(sf->f, OFF(pg), OFF(n));
+		expect_res(r, RES_OK | inj(RES_ENOMEM), "partial punch", sf, pg, n);
+		count_res(t, r);
+		t->st[ST_PUNCH]++;
+	} else {
+		uint64_t p = pg + rnd_below(t, n);
+		uint64_t off = OFF(p) + rnd_below(t, PAGE_SIZE);
+		uint8_t b = (uint8_t)rnd(t);
+
+		if (x < 75) {
+			r = gmem_host_write(mms[mi], sf->f, off, b);
+			expect_res(r, RES_OK | RES_SIGBUS, "host write", sf, p, 1);
+			t->st[ST_HOST]++;
+			if (!r)
+				note_host(sf, mi, p, 1);
+		} else {
+			r = gmem_guest_write(sf->f, off, b);
+			expect_res(r, RES_OK | inj(RES_ENOMEM | RES_GFAULT),
+				   "guest write", sf, p, 1);
+			t->st[ST_GUEST]++;
+			if (!r)
+				note_alloc(sf, p, 1);
+		}
+		count_res(t, r);
+	}
+}
+
+/* --------------------------------------------------------- chaos ops */
+
+static void chaos_op(struct thr *t)
+{
+	struct sfile *sf = chaos_files[rnd_below(t, NR_POL)];
+	uint64_t pg, n, at = UINT64_MAX, x = rnd_below(t, 100);
+	unsigned int hwp = opt.poison ? RES_GHWPOISON : 0;
+	int mi = (int)rnd_below(t, NR_MMS), r;
+	uint8_t val;
+
+	pick_range(t, sf, sf->nr_pages, &pg, &n);
+	if (x < 15) {
+		uint64_t off = OFF(pg) + rnd_below(t, PAGE_SIZE);
+
+		switch (rnd_below(t, 3)) {
+		case 0:
+			r = gmem_host_read(mms[mi], sf->f, off, &val);
+			break;
+		case 1:
+			r = gmem_host_write(mms[mi], sf->f, off, (uint8_t)rnd(t));
+			break;
+		default:
+			r = gmem_fault(mms[mi], sf->f, off,
+				       chance(t, 500) ? GMEM_WRITE : 0);
+			break;
+		}
+		expect_res(r, RES_OK | RES_SIGBUS, "host access", sf, pg, 1);
+		count_res(t, r);
+		t->st[ST_HOST]++;
+	} else if (x < 30) {
+		/* Within one huge page: a punched one stays detached while
+		 * pinned, and the pool is sized for one per pin held. */
+		n = MIN(n, PIN_MAX_PAGES);
+		n = MIN(n, hp - pg % hp);
+		do_pin(t, sf, mi, pg, n, rnd_pin_flags(t), -1);
+	} else if (x < 48) {
+		range_convert(t, sf, pg, n);
+	} else if (x < 58) {
+		n = MIN(n, 1024);
+		r = gmem_guest_access(sf->f, OFF(pg), rnd_below(t, 4) ? OFF(n) : 0,
+				      chance(t, 500) ? GMEM_WRITE : 0);
+		expect_res(r, RES_OK | hwp | inj(RES_ENOMEM | RES_GFAULT),
+			   "guest access", sf, pg, n);
+		count_res(t, r);
+		t->st[ST_GUEST]++;
+	} else if (x < 66) {
+		uint64_t off = OFF(pg) + rnd_below(t, PAGE_SIZE);
+
+		if (rnd_below(t, 2))
+			r = gmem_guest_read(sf->f, off, &val);
+		else
+			r = gmem_guest_write(sf->f, off, (uint8_t)rnd(t));
+		expect_res(r, RES_OK | hwp | inj(RES_ENOMEM | RES_GFAULT),
+			   "guest byte", sf, pg, 1);
+		count_res(t, r);
+		t->st[ST_GUEST]++;
+	} else if (x < 76) {
+		n = MIN(n, 1024);
+		r = gmem_iommu_map(sf->f, OFF(pg), OFF(n), &at);
+		expect_res(r, RES_OK | RES_EFAULT | inj(RES_ENOMEM) |
+			   (opt.poison ? RES_EHWPOISON : 0), "iommu map", sf, pg, n);
+		if (r == -EFAULT || r == -EHWPOISON)
+			check_at("iommu map", sf, pg, n, r, at);
+		count_res(t, r);
+		t->st[ST_IOMMU]++;
+	} else if (x < 90 || (x < 93 && !opt.poison)) {
+		bool whole = x >= 87;
+
+		if (whole) {
+			/* One or two whole huge pages. */
+			pg = ALIGN_DOWN(pg, hp);
+			n = hp * (1 + rnd_below(t, 2));
+			n = MIN(n, sf->nr_pages - pg);
+		} else if (n >= hp) {
+			n = hp - 1 - rnd_below(t, 8);
+			pg = MIN(pg, sf->nr_pages - n);
+		}
+		r = gmem_punch(sf->f, OFF(pg), OFF(n));
+		expect_res(r, RES_OK | inj(RES_ENOMEM), whole ? "whole punch" :
+			   "punch", sf, pg, n);
+		count_res(t, r);
+		t->st[whole ? ST_PUNCH_WHOLE : ST_PUNCH]++;
+	} else if (opt.poison && x >= 93) {
+		/* Each poison may retire a huge page for good: capped. */
+		if (atomic_fetch_add(&poisons, 1) >= poison_cap)
+			return;
+		r = gmem_poison(sf->f, OFF(pg));
+		expect_res(r, RES_OK | inj(RES_ENOMEM), "poison", sf, pg, 1);
+		count_res(t, r);
+		t->st[ST_POISON]++;
+	} else {
+		r = gmem_stats(pool, sf->f, &(struct gmem_stats){ 0 });
+		expect_res(r, RES_OK, "stats", sf, 0, 0);
+	}
+}
+
+/* ----------------------------------------------------- misc checks */
+
+static void misc_op(struct thr *t)
+{
+	struct sfile *sf = &files[rnd_below(t, (uint64_t)nr_files)];
+	uint64_t size = OFF(sf->nr_pages), id = 0, at;
+	struct gmem_stats s;
+	uint8_t val;
+	int r;
+
+	switch (rnd_below(t, 8)) {
+	case 0:
+		r = gmem_host_read(mms[rnd_below(t, NR_MMS)], sf->f,
+				   size + rnd_below(t, 3 * PAGE_SIZE), &val);
+		expect_res(r, RES_SIGBUS, "host read past the end", sf, 0, 0);
+		break;
+	case 1:
+		r = gmem_guest_access(sf->f, size + OFF(rnd_below(t, 3)), 0, 0);
+		expect_res(r, RES_GFAULT, "guest access past the end", sf, 0, 0);
+		r = gmem_guest_read(sf->f, size + rnd_below(t, PAGE_SIZE), &val);
+		expect_res(r, RES_GFAULT, "guest read past the end", sf, 0, 0);
+		break;
+	case 2:
+		r = gmem_convert(sf->f, OFF(rnd_below(t, sf->nr_pages)) + 512,
+				 PAGE_SIZE, GMEM_PRIVATE, 0, 0, &at);
+		expect_res(r, RES_EINVAL, "unaligned convert", sf, 0, 0);
+		r = gmem_convert(sf->f, size - PAGE_SIZE, 2 * PAGE_SIZE,
+				 GMEM_SHARED, 0, 0, &at);
+		expect_res(r, RES_EINVAL, "convert past the end", sf, 0, 0);
+		break;
+	case 3:
+		r = gmem_pin(mms[0], sf->f, 0, 0, 0, &id, NULL);
+		expect_res(r, RES_EINVAL, "empty pin", sf, 0, 0);
+		break;
+	case 4:
+		r = gmem_unpin(pool, UINT64_MAX - rnd_below(t, 1000));
+		expect_res(r, RES_ENOENT, "unpin of no pin", sf, 0, 0);
+		break;
+	case 5:
+		r = gmem_stats(pool, NULL, &s);
+		expect_res(r, RES_OK, "stats", NULL, 0, 0);
+		if (s.pool_resv > s.pool_free || s.pool_free > s.pool_total)
+			fail("stats: resv %llu free %llu total %llu",
+			     ull(s.pool_resv), ull(s.pool_free),
+			     ull(s.pool_total));
+		break;
+	case 6:
+		r = gmem_punch(sf->f, 0, 0);
+		expect_res(r, RES_EINVAL, "empty punch", sf, 0, 0);
+		break;
+	default:
+		r = gmem_iommu_map(sf->f, size, PAGE_SIZE, &at);
+		expect_res(r, RES_EINVAL, "iommu map past the end", sf, 0, 0);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ worker */
+
+static void step(struct thr *t)
+{
+	uint64_t x = rnd_below(t, 100);
+
+	pins_step(t);
+	if (x < 35 && t->nr_own)
+		own_op(t);
+	else if (x < 55)
+		peek_op(t);
+	else if (x < 65)
+		free_op(t);
+	else if (x < 97)
+		chaos_op(t);
+	else
+		misc_op(t);
+	t->st[ST_OPS]++;
+}
+
+static void *worker(void *arg)
+{
+	struct thr *t = arg;
+
+	self_id = t->id;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		pthread_rwlock_rdlock(&world);
+		for (int k = 0; k < 8; k++)
+			step(t);
+		pthread_rwlock_unlock(&world);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------ stop-the-world checks */
+
+static void run_gmem_check(const char *when)
+{
+	char why[512] = "";
+	int r = gmem_check(pool, why, sizeof(why));
+
+	if (r) {
+		fprintf(stderr, "stress: FAIL seed=%" PRIu64 ": gmem_check %s: %s: %s\n",
+			opt.seed, when, res_name(r), why);
+		fflush(NULL);
+		abort();
+	}
+}
+
+/* Every content page's attribute and bytes, as its owner's model says. */
+static void check_models(const char *when)
+{
+	for (int p = 0; p < NR_POL; p++) {
+		struct sfile *sf = content_files[p];
+
+		for (uint64_t i = 0; i < nr_content; i++) {
+			struct pmodel *m = &sf->model[i];
+			uint64_t pg = content_pg(i);
+			bool sh;
+
+			pthread_mutex_lock(&sf->gf->lock);
+			sh = page_is_shared(sf->gf, pg);
+			pthread_mutex_unlock(&sf->gf->lock);
+			if (sh != m->shared)
+				fail("%s: %s page 0x%llx (owner %d) is %s, model says %s",
+				     when, sf->name, ull(OFF(pg)), owner_of(i),
+				     sh ? "shared" : "private",
+				     m->shared ? "shared" : "private");
+			for (int k = 0; k < 2; k++) {
+				uint8_t val = 0xee;
+				int r = gmem_guest_read(sf->f, OFF(pg) +
+							(k ? LAST_BYTE : 0), &val);
+
+				expect_res(r, RES_OK, "guest read (check)", sf, pg, 1);
+				if (val != m->v[k])
+					fail("%s: %s page 0x%llx (owner %d) byte 0x%llx: 0x%02x, model 0x%02x (gen %u)",
+					     when, sf->name, ull(OFF(pg)),
+					     owner_of(i), ull(k ? LAST_BYTE : 0),
+					     val, m->v[k], m->gen);
+			}
+		}
+	}
+}
+
+/* Every pin held is intact; the pool counts exactly the pages held. */
+static void check_pins(const char *when)
+{
+	struct gmem_stats s;
+	uint64_t held = 0;
+
+	for (int t = 0; t < opt.threads; t++) {
+		for (int k = 0; k < thr[t].nr_pins; k++) {
+			verify_pin(&thr[t].pins[k]);
+			held += thr[t].pins[k].n;
+		}
+	}
+	if (gmem_stats(pool, NULL, &s))
+		fail("%s: stats", when);
+	if (s.pins != held)
+		fail("%s: stats pins %llu, threads hold %llu pinned pages", when,
+		     ull(s.pins), ull(held));
+}
+
+/* All workers stopped between batches: check everything.  Returns ns. */
+static uint64_t world_check(const char *when)
+{
+	uint64_t t0 = now_ns();
+
+	pthread_rwlock_wrlock(&world);
+	gmem_inject_fail_random(0, opt.seed);
+	run_gmem_check(when);
+	check_models(when);
+	check_pins(when);
+	if (opt.permille)
+		gmem_inject_fail_random(opt.permille, opt.seed);
+	world_checks++;
+	pthread_rwlock_unlock(&world);
+	return now_ns() - t0;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static const char *const pol_names[NR_POL] = { "4k", "a", "b-eager", "b-lazy" };
+
+static void must(int r, const char *what)
+{
+	if (r)
+		fail("setup: %s: %s", what, res_name(r));
+}
+
+static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
+		       bool shared)
+{
+	sf->pol = pol;
+	sf->content = content;
+	sf->idx = (int)(sf - files);
+	snprintf(sf->name, sizeof(sf->name), "%s-%s", content ? "content" : "chaos",
+		 pol_names[pol]);
+	sf->nr_slots = 2;
+	sf->nr_pages = 2 * hp;
+	sf->nr_2m = sf->nr_pages / PTRS;
+	must(gmem_file_create(pool, OFF(sf->nr_pages), pol,
+			      shared ? GMEM_FILE_INIT_SHARED : 0, &sf->f),
+	     "file create");
+	sf->gf = to_file(sf->f);
+	if (!content)
+		return;
+	sf->model = calloc(nr_content, sizeof(*sf->model));
+	sf->pc = calloc(nr_content * NR_PC, sizeof(*sf->pc));
+	sf->hc = calloc(sf->nr_slots * NR_PC, sizeof(*sf->hc));
+	sf->slot_alloc = calloc(sf->nr_slots, sizeof(*sf->slot_alloc));
+	sf->tables = calloc(NR_MMS * sf->nr_2m, sizeof(*sf->tables));
+	if (!sf->model || !sf->pc || !sf->hc || !sf->slot_alloc || !sf->tables)
+		fail("setup: out of memory");
+	for (uint64_t i = 0; i < nr_content * NR_PC; i++)
+		atomic_init(&sf->pc[i], 0);
+	for (uint64_t i = 0; i < sf->nr_slots * NR_PC; i++)
+		atomic_init(&sf->hc[i], 0);
+	for (uint64_t i = 0; i < sf->nr_slots; i++)
+		atomic_init(&sf->slot_alloc[i], false);
+	for (uint64_t i = 0; i < NR_MMS * sf->nr_2m; i++)
+		atomic_init(&sf->tables[i], false);
+	for (uint64_t i = 0; i < nr_content; i++)
+		sf->model[i].shared = shared;
+}
+
+static void file_free(struct sfile *sf)
+{
+	free(sf->model);
+	free(sf->pc);
+	free(sf->hc);
+	free(sf->slot_alloc);
+	free(sf->tables);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A]\n");
+	exit(2);
+}
+
+static void parse(int argc, char **argv)
+{
+	bool have_seed = false;
+	char *end;
+	int c;
+
+	while ((c = getopt(argc, argv, "s:t:d:g:Pi:Ah")) != -1) {
+		switch (c) {
+		case 's':
+			opt.seed = strtoull(optarg, &end, 0);
+			if (*end)
+				usage();
+			have_seed = true;
+			break;
+		case 't':
+			opt.threads = atoi(optarg);
+			if (opt.threads < 1 || opt.threads > MAX_THREADS)
+				usage();
+			break;
+		case 'd':
+			opt.secs = strtod(optarg, &end);
+			if (*end || opt.secs < 0)
+				usage();
+			break;
+		case 'g':
+			if (!strcmp(optarg, "2M") || !strcmp(optarg, "2m"))
+				opt.psize = GMEM_2M;
+			else if (!strcmp(optarg, "1G") || !strcmp(optarg, "1g"))
+				opt.psize = GMEM_1G;
+			else
+				usage();
+			break;
+		case 'P':
+			opt.poison = true;
+			break;
+		case 'i':
+			opt.permille = (unsigned int)strtoul(optarg, &end, 0);
+			if (*end || opt.permille > 1000)
+				usage();
+			break;
+		case 'A':
+			opt.abort_on_fail = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (!have_seed)
+		opt.seed = mix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)) %
+			   1000000000ULL;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_rwlockattr_t ra;
+	struct gmem_stats s;
+	int64_t live0;
+	uint64_t total = 0, reserved = 0, sum[NR_ST] = { 0 }, t_end, next;
+	uint64_t interval = 200000000ULL, injected = 0;
+	int r;
+
+	parse(argc, argv);
+	printf("stress: seed=%" PRIu64 " threads=%d duration=%g\n", opt.seed,
+	       opt.threads, opt.secs);
+	fflush(stdout);
+
+	hp = opt.psize >> PAGE_SHIFT;
+	if (opt.psize == GMEM_2M) {
+		nr_blocks = 1;
+		blocks[0] = 0;
+		cpb = 192;
+	} else {
+		nr_blocks = 4;
+		blocks[0] = 0;
+		blocks[1] = 1;
+		blocks[2] = 2;
+		blocks[3] = PTRS - 1;	/* the last 2M block of the 1G page */
+		cpb = 96;
+	}
+	nr_content = nr_blocks * cpb;
+	poison_cap = opt.poison ? 8 + 2 * (unsigned int)opt.threads : 0;
+
+	live0 = gmem_alloc_live_bytes();
+	/* Two huge pages for each huge-policy file, plus room for the
+	 * pinned pieces of punched pages and for pages poison retires. */
+	reserved = 2 * 2 * (NR_POL - 1);
+	total = reserved + (uint64_t)opt.threads * MAX_PINS + poison_cap + 4;
+	must(gmem_pool_create(opt.psize, total, GMEM_BACKING_MEMFD, &pool),
+	     "pool create");
+	for (int p = 0; p < NR_POL; p++) {
+		content_files[p] = &files[nr_files++];
+		file_setup(content_files[p], (enum gmem_policy)p, true,
+			   ((opt.seed >> (2 * p)) & 3) != 0);
+	}
+	for (int p = 0; p < NR_POL; p++) {
+		chaos_files[p] = &files[nr_files++];
+		file_setup(chaos_files[p], (enum gmem_policy)p, false,
+			   ((opt.seed >> (2 * p + 8)) & 1) != 0);
+	}
+	must(gmem_mm_create(pool, NULL, &mms[0]), "mm create");
+	for (int k = 0; k < nr_files; k++)
+		must(gmem_mmap(mms[0], files[k].f), "mmap");
+	/* The second mm inherits the mappings, as after fork(). */
+	must(gmem_mm_create(pool, mms[0], &mms[1]), "mm fork");
+	r = gmem_mmap(mms[1], files[0].f);
+	expect_res(r, RES_EEXIST, "second mmap", &files[0], 0, 0);
+
+	for (int t = 0; t < opt.threads; t++) {
+		struct thr *th = &thr[t];
+
+		th->id = t;
+		th->rng = mix64(opt.seed * 0x100000001b3ULL + (uint64_t)t);
+		th->own = calloc(nr_content, sizeof(*th->own));
+		if (!th->own)
+			fail("setup: out of memory");
+		for (uint64_t i = 0; i < nr_content; i++)
+			if (owner_of(i) == t)
+				th->own[th->nr_own++] = i;
+	}
+
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&world, &ra);
+	pthread_rwlockattr_destroy(&ra);
+
+	gmem_test_hooks.convert_commit = hook_commit;
+	if (opt.permille)
+		gmem_inject_fail_random(opt.permille, opt.seed);
+
+	for (int t = 0; t < opt.threads; t++)
+		if (pthread_create(&thr[t].th, NULL, worker, &thr[t]))
+			fail("pthread_create");
+	t_end = now_ns() + (uint64_t)(opt.secs * 1e9);
+	next = now_ns() + interval;
+	for (uint64_t now = now_ns(); now < t_end; now = now_ns()) {
+		uint64_t left = MIN(t_end, next) - now;
+		struct timespec ts = { 0, (long)MIN(left, 10000000ULL) };
+
+		nanosleep(&ts, NULL);
+		if (now_ns() >= next && now_ns() < t_end) {
+			uint64_t took = world_check("during the run");
+
+			/* Checks take at most a fifth of the run. */
+			interval = MAX(200000000ULL, 4 * took);
+			next = now_ns() + interval;
+		}
+	}
+	atomic_store(&stop, true);
+	for (int t = 0; t < opt.threads; t++)
+		pthread_join(thr[t].th, NULL);
+	self_id = -1;
+	injected = gmem_inject_injected();
+	gmem_inject_reset();
+	opt.permille = 0;	/* from here on, every allocation succeeds */
+
+	/* The threads stopped: check, unpin everything, check again. */
+	world_check("at the end");
+	for (int t = 0; t < opt.threads; t++)
+		while (thr[t].nr_pins)
+			release_pin(&thr[t], thr[t].nr_pins - 1);
+	run_gmem_check("after unpinning everything");
+	check_models("after unpinning everything");
+	must(gmem_stats(pool, NULL, &s), "stats");
+	if (s.pins)
+		fail("%llu pages still pinned after unpinning everything",
+		     ull(s.pins));
+
+	/* Close every file: everything goes back to the pool. */
+	for (int k = 0; k < nr_files; k++) {
+		struct sfile *sf = &files[k];
+		uint64_t id;
+		uint8_t val;
+
+		must(gmem_file_close(sf->f), "close");
+		expect_res(gmem_file_close(sf->f), RES_EBADF, "second close", sf, 0, 0);
+		expect_res(gmem_convert(sf->f, 0, PAGE_SIZE, GMEM_PRIVATE, 0, 0, NULL),
+			   RES_EBADF, "convert after close", sf, 0, 1);
+		expect_res(gmem_pin(mms[0], sf->f, 0, PAGE_SIZE, 0, &id, NULL),
+			   RES_EBADF, "pin after close", sf, 0, 1);
+		expect_res(gmem_host_read(mms[1], sf->f, 0, &val), RES_EBADF,
+			   "host read after close", sf, 0, 1);
+	}
+	run_gmem_check("after closing every file");
+	must(gmem_stats(pool, NULL, &s), "stats");
+	if (s.pool_free != s.pool_total || s.pool_resv || s.pins || s.host_ptes ||
+	    s.folios_1g || s.folios_2m || s.folios_4k || s.guest_1g ||
+	    s.guest_2m || s.guest_4k || s.iommu_1g || s.iommu_2m || s.iommu_4k)
+		fail("after closing every file: pool_free %llu pool_total %llu resv %llu pins %llu host_ptes %llu folios %llu/%llu/%llu guest %llu iommu %llu",
+		     ull(s.pool_free), ull(s.pool_total), ull(s.pool_resv),
+		     ull(s.pins), ull(s.host_ptes), ull(s.folios_1g),
+		     ull(s.folios_2m), ull(s.folios_4k),
+		     ull(s.guest_1g + s.guest_2m + s.guest_4k),
+		     ull(s.iommu_1g + s.iommu_2m + s.iommu_4k));
+	if (s.pool_total + s.pool_retired != total)
+		fail("pool_total %llu + retired %llu != %llu", ull(s.pool_total),
+		     ull(s.pool_retired), ull(total));
+	gmem_pool_destroy(pool);
+	if (gmem_alloc_live_bytes() != live0)
+		fail("gmem metadata: %lld bytes live after the pool went, %lld before it",
+		     (long long)gmem_alloc_live_bytes(), (long long)live0);
+
+	for (int t = 0; t < opt.threads; t++) {
+		for (int k = 0; k < NR_ST; k++)
+			sum[k] += thr[t].st[k];
+		free(thr[t].own);
+	}
+	for (int k = 0; k < nr_files; k++)
+		file_free(&files[k]);
+	pthread_rwlock_destroy(&world);
+
+	printf("stress: seed=%" PRIu64 " %s=%llu threads=%d", opt.seed,
+	       st_names[ST_OPS], ull(sum[ST_OPS]), opt.threads);
+	for (int k = 1; k < NR_ST; k++)
+		printf(" %s=%llu", st_names[k], ull(sum[k]));
+	printf(" commits=%llu private_pages_committed=%llu shatters=%llu collapses=%llu zaps=%llu retired=%llu returned=%llu injected=%llu world_checks=%llu\n",
+	       ull(atomic_load(&hook_calls)), ull(atomic_load(&hook_private)),
+	       ull(s.shatters), ull(s.collapses), ull(s.zaps),
+	       ull(s.pool_retired), ull(s.pool_returned), ull(injected),
+	       ull(world_checks));
+	return 0;
+}
