@@ -33,9 +33,13 @@
 #define NHOST	2		/* faulting/pinning processes, one mm each */
 #define NCONV	2		/* converter processes */
 
-#ifndef HOST_OPS
-#define HOST_OPS 2		/* fault/pin/unpin calls per host process */
+#ifndef HOST0_OPS
+#define HOST0_OPS 2		/* fault/pin/unpin calls of host 0 */
 #endif
+#ifndef HOST1_OPS
+#define HOST1_OPS 1		/* ... of host 1 */
+#endif
+#define HOST_OPS(h)	((h) == 0 -> HOST0_OPS : HOST1_OPS)
 #ifndef CONV_OPS
 #define CONV_OPS 2		/* gmem_convert() calls per converter */
 #endif
@@ -91,8 +95,13 @@ bool cv_sig;
 /* b-lazy merges: f->merge_todo (one block: a flag) and f->merge_pending */
 bool merge_todo;
 bool merge_pending;
-/* converter c is inside gmem_convert(): for the liveness property */
-bool busy[NCONV];
+/* converters that have returned from all their calls (liveness) */
+byte conv_done;
+
+/* Scratch of one d_step (loop counters, a folio id, drain()'s offending
+ * folio): always written before read inside one indivisible step, so they
+ * are left out of the state vector. */
+hidden byte i, k, F, bad;
 
 /* ------------------------------------------------------------ macros */
 
@@ -369,35 +378,46 @@ inline convert_rewake()
 
 proctype converter(byte c)
 {
-	byte n, lo, hi, to, ret, bad, tmo, i, F;
+	byte n, lo, hi, to, ret, tmo;
 	bit a0, a1;
 	bool expired;
 
 	do
 	:: n == CONV_OPS -> break
 	:: else ->
-		/* the call: a range, a direction, a timeout */
-		if
-		:: lo = 0; hi = 0
-		:: lo = 1; hi = 1
-		:: lo = 0; hi = 1
-		fi;
-		if
-		:: to = PRIVATE
-		:: to = SHARED
-		fi;
-		if
-		:: tmo = T_NONE
-		:: tmo = T_FINITE
-#ifdef WITH_INFINITE_TIMEOUT
-		:: tmo = T_FOREVER
+		atomic {
+			/* the call.  Range: converter 0 converts subpage 0;
+			 * converter 1 subpage 1 or both (chosen at its first
+			 * call).  Direction: to private, then back to shared
+			 * (CONV_ANY_DIRECTION: either, each call). */
+			if
+			:: n == 0 && c == 0 -> lo = 0; hi = 0
+			:: n == 0 && c == 1 -> lo = 1; hi = 1
+			:: n == 0 && c == 1 -> lo = 0; hi = 1
+			:: n != 0 -> skip		/* same range again */
+			fi;
+#ifdef CONV_ANY_DIRECTION
+			if
+			:: to = PRIVATE
+			:: to = SHARED
+			fi;
+#else
+			to = (n % 2 == 0 -> PRIVATE : SHARED);
 #endif
-		fi;
-		expired = false;
-		busy[c] = true;
-
-		/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock */
-		wwait++;
+			/* timeout_ms > 0 with a nondeterministic deadline: the
+			 * deadline may pass before anyone else runs, so this
+			 * covers timeout_ms == 0 too */
+			if
+			:: tmo = T_FINITE
+#ifdef WITH_INFINITE_TIMEOUT
+			:: tmo = T_FOREVER
+#endif
+			fi;
+			/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock
+			 * queues as a writer (new readers now wait) ... */
+			wwait++
+		};
+		/* ... and gets the lock when it is free */
 		atomic { readers == 0 && inv_writer == 0 ->
 			inv_writer = _pid + 1; wwait-- };
 
@@ -440,136 +460,166 @@ proctype converter(byte c)
 			fi
 		od;
 
-		/* ... pthread_mutex_unlock(&f->lock); invalidate_unlock() */
-		inv_writer = 0;
-		kick_merges();
-		busy[c] = false;
-		n++
-	od
+		/* ... pthread_mutex_unlock(&f->lock); invalidate_unlock():
+		 * release (and forget the call's arguments), then kick */
+		atomic {
+			inv_writer = 0;
+			to = 0; ret = 0; tmo = 0;
+			a0 = 0; a1 = 0; expired = false;
+			n++
+		};
+		kick_merges()
+		/* gmem_convert() returns */
+	od;
+	conv_done++
 }
 
 /* ------------------------------------- host faults and pins (mm.c, gup.c) */
 
-/* gmem_unpin(): f->lock only, never the invalidate lock; then
- * file_kick_merges() */
-inline unpin()
+/* gmem_unpin(): f->lock only, never the invalidate lock (the caller then
+ * runs file_kick_merges()) */
+inline unpin_locked()
 {
 	d_step {
 		flock == 0 -> flock = _pid + 1;
-		for (s : 0 .. NSUB - 1) {
+		for (k : 0 .. NSUB - 1) {
 			if
-			:: pinf[h * NSUB + s] != 0 ->
-				F = pinf[h * NSUB + s] - 1;	/* folio_unpin() */
+			:: pinf[h * NSUB + k] != 0 ->
+				F = pinf[h * NSUB + k] - 1;	/* folio_unpin() */
 				ref[F]--;
 				pinc[F]--;
 				lt[F] = lt[F] - pinlt[h];
-				pinf[h * NSUB + s] = 0
+				pinf[h * NSUB + k] = 0
 			:: else
 			fi
 		}
 		pinlt[h] = 0;
-		note_merge();
+		note_merge();				/* file_note_merge() */
 		if
 		:: cv_waiting -> cv_sig = true		/* pthread_cond_broadcast */
 		:: else
 		fi;
 		CHECK;
 		flock = 0
-	};
-	kick_merges()
+	}
 }
+
+#define OP_FAULT	1
+#define OP_PIN		2
+#define OP_UNPIN	3
 
 proctype host(byte h)
 {
-	byte n, s, lo, hi, F;
+	byte n, op, s, lo, hi;
 	bool longterm;
 
 	do
-	:: n == HOST_OPS -> break
+	:: n == HOST_OPS(h) -> break
 	:: else ->
-		if
-		:: /* gmem_fault() -> host_access() -> host_fault_locked() */
+		atomic {
+			/* the call and its arguments */
 			if
-			:: s = 0
-			:: s = 1
-			fi;
-			rdlock();
-			d_step {
-				flock == 0 -> flock = _pid + 1;
+			:: op = OP_FAULT;
 				if
-				:: attr[s] == PRIVATE -> skip	/* SIGBUS */
-				:: else ->
+				:: s = 0
+				:: s = 1
+				fi
+			:: !PINNED(h) -> op = OP_PIN;
+				if
+				:: lo = 0; hi = 0
+				:: lo = 1; hi = 1
+				:: lo = 0; hi = 1
+				fi;
+#ifdef HOST_ANY_PIN
+				if
+				:: longterm = false
+				:: longterm = true
+				fi
+#else
+				/* host 0 pins short-term (DMA), host 1
+				 * long-term (FOLL_LONGTERM) */
+				longterm = (h == 1)
+#endif
+			:: PINNED(h) -> op = OP_UNPIN
+			fi;
+			/* file_enter_shared(): faults and pins; not unpins */
+			if
+			:: op != OP_UNPIN -> rdlock()
+			:: else
+			fi
+		};
+		if
+		:: d_step {
+			/* gmem_fault() -> host_access() -> host_fault_locked() */
+			op == OP_FAULT && flock == 0 -> flock = _pid + 1;
+			if
+			:: attr[s] == PRIVATE -> skip		/* SIGBUS */
+			:: else ->
+				if
+				:: pte[h * NSUB + s] == 0 ->
+					F = FID(s);		/* pt_install() */
+					ref[F]++;
+					map[F]++;
+					pte[h * NSUB + s] = F + 1
+				:: else
+				fi
+			fi;
+			CHECK;
+			s = 0;
+			flock = 0
+		   }
+		:: d_step {
+			/* gmem_pin(): all or nothing */
+			op == OP_PIN && flock == 0 -> flock = _pid + 1;
+			if
+			:: (IN(0) && attr[0] == PRIVATE) ||
+			   (IN(1) && attr[1] == PRIVATE) ->
+				skip				/* pin_check(): EFAULT */
+			:: else ->
+				for (k : 0 .. NSUB - 1) {
 					if
-					:: pte[h * NSUB + s] == 0 ->
-						F = FID(s);	/* pt_install() */
+					:: IN(k) && pte[h * NSUB + k] == 0 ->
+						F = FID(k);	/* pt_install() */
 						ref[F]++;
 						map[F]++;
-						pte[h * NSUB + s] = F + 1
+						pte[h * NSUB + k] = F + 1
 					:: else
 					fi
-				fi;
-				CHECK;
-				flock = 0
-			};
-			rdunlock();
-			kick_merges()
-
-		:: !PINNED(h) ->
-			/* gmem_pin(): all or nothing */
-			if
-			:: lo = 0; hi = 0
-			:: lo = 1; hi = 1
-			:: lo = 0; hi = 1
+				}
+				for (k : 0 .. NSUB - 1) {
+					if
+					:: IN(k) ->
+						F = FID(k);	/* folio_pin() */
+						ref[F]++;
+						pinc[F]++;
+						lt[F] = lt[F] + longterm;
+						pinf[h * NSUB + k] = F + 1
+					:: else
+					fi
+				}
+				pinlt[h] = longterm
 			fi;
-			if
-			:: longterm = false
-			:: longterm = true
-			fi;
-			rdlock();
-			d_step {
-				flock == 0 -> flock = _pid + 1;
-				if
-				:: (IN(0) && attr[0] == PRIVATE) ||
-				   (IN(1) && attr[1] == PRIVATE) ->
-					skip			/* pin_check(): EFAULT */
-				:: else ->
-					for (s : 0 .. NSUB - 1) {
-						if
-						:: IN(s) && pte[h * NSUB + s] == 0 ->
-							F = FID(s);	/* pt_install() */
-							ref[F]++;
-							map[F]++;
-							pte[h * NSUB + s] = F + 1
-						:: else
-						fi
-					}
-					for (s : 0 .. NSUB - 1) {
-						if
-						:: IN(s) ->
-							F = FID(s);	/* folio_pin() */
-							ref[F]++;
-							pinc[F]++;
-							lt[F] = lt[F] + longterm;
-							pinf[h * NSUB + s] = F + 1
-						:: else
-						fi
-					}
-					pinlt[h] = longterm
-				fi;
-				CHECK;
-				flock = 0
-			};
-			rdunlock();
-			kick_merges()
-
-		:: PINNED(h) ->
-			unpin()
+			CHECK;
+			lo = 0; hi = 0; longterm = false;
+			flock = 0
+		   }
+		:: op == OP_UNPIN ->
+			unpin_locked()
 		fi;
-		n++
+		/* invalidate_unlock_shared() (faults, pins), then the kick */
+		atomic {
+			if
+			:: op != OP_UNPIN -> rdunlock()
+			:: else
+			fi;
+			op = 0;
+			n++
+		};
+		kick_merges()
 	od;
 	/* the process exits: drop its pin */
 	if
-	:: PINNED(h) -> unpin()
+	:: PINNED(h) -> unpin_locked(); kick_merges()
 	:: else
 	fi
 }
@@ -578,14 +628,15 @@ proctype host(byte h)
 
 init
 {
-	byte F;
-
-	/* the huge page as gmem_file_create() + the first fault leave it:
-	 * intact, all shared (or all private: INIT_SHARED not given) */
-	if
-	:: attr[0] = SHARED; attr[1] = SHARED
-	:: attr[0] = PRIVATE; attr[1] = PRIVATE
-	fi;
+	/* a GMEM_FILE_INIT_SHARED file's huge page after its first use:
+	 * intact, all shared (INIT_PRIVATE: start intact and private) */
+#ifdef INIT_PRIVATE
+	attr[0] = PRIVATE;
+	attr[1] = PRIVATE;
+#else
+	attr[0] = SHARED;
+	attr[1] = SHARED;
+#endif
 	ref[INTACT] = 1;
 
 	atomic {
@@ -611,5 +662,6 @@ init
 /* Safety: in every reachable state no PTE and no pin on a private page. */
 ltl safety { [] NO_PRIVATE_ACCESS }
 
-/* Liveness: every gmem_convert() call returns (checked with pan -a -f). */
-ltl conv_ends { [] ((busy[0] -> <> !busy[0]) && (busy[1] -> <> !busy[1])) }
+/* Liveness: every gmem_convert() call returns: both converters get
+ * through all their calls (checked with pan -a -f: weak fairness). */
+ltl conv_ends { <> (conv_done == NCONV) }

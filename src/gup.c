@@ -129,6 +129,15 @@ static void pin_table_insert(struct gpool *p, struct gpin *pin)
 	*b = pin;
 }
 
+static struct gpin *pin_table_find(struct gpool *p, uint64_t id)
+{
+	struct gpin *pin = p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
+
+	while (pin && pin->id != id)
+		pin = pin->hash_next;
+	return pin;
+}
+
 static struct gpin *pin_table_remove(struct gpool *p, uint64_t id)
 {
 	struct gpin **pp = &p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
@@ -312,19 +321,28 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 
 	if (!pool)
 		return -EINVAL;
+	/* Find the pin's file first: its lock nests outside the pool's, and
+	 * the record must leave the table and the folios together, under
+	 * both, so that no validator sees one without the other. */
 	pthread_mutex_lock(&p->lock);
-	pin = pin_table_remove(p, id);
+	pin = pin_table_find(p, id);
+	f = pin ? pin->file : NULL;	/* files are freed only with the pool */
+	pthread_mutex_unlock(&p->lock);
+	if (!f)
+		return -ENOENT;
+	GM_RACE_YIELD();
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&p->lock);
+	pin = pin_table_remove(p, id);	/* gone if another unpin won */
 	if (pin)
 		p->nr_pins -= pin->nr_pages;
 	pthread_mutex_unlock(&p->lock);
-	if (!pin)
+	if (!pin) {
+		pthread_mutex_unlock(&f->lock);
 		return -ENOENT;
-
-	GM_RACE_YIELD();	/* the pin is out of the table, still counted */
-	f = pin->file;
+	}
 	longterm = pin->flags & GMEM_PIN_LONGTERM;
 	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
-	pthread_mutex_lock(&f->lock);
 	for (uint32_t i = 0; i < pin->nr_segs; i++)
 		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
 	if (!f->closed) {

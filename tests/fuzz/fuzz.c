@@ -39,6 +39,7 @@
 #include "ref.h"
 
 #define MAX_OPS 64
+#define MAX_OPS_1G 16
 #define NR_FILES 4
 #define NR_MMS 4
 #define NR_PINS 8
@@ -745,8 +746,11 @@ static bool step(struct run *rn, const struct op *op)
 }
 
 /*
- * One input.  Its first byte picks the pool: 2M pages (7 in 8), 1-8 of
- * them, or 1G pages, 1-2 of them; memfd backing, or none (1 in 4).
+ * One input.  Its first byte picks the pool: 2M pages (31 in 32), 1-8 of
+ * them, memfd backing or none (1 in 4); or 1G pages, 1-2 of them, memfd
+ * backing (1 in 4) or none.  A 1G input runs at most MAX_OPS_1G commands:
+ * each costs scans of 262144 pages on both sides (and with memory, zeroing
+ * a b-eager 1G page costs libgmem 262144 fallocate() calls).
  */
 static bool run_input(const uint8_t *data, size_t size)
 {
@@ -758,12 +762,15 @@ static bool run_input(const uint8_t *data, size_t size)
 	int nops = 0, ret;
 
 	memset(&rn, 0, sizeof(rn));
-	rn.psize = (h & 7) == 7 ? GMEM_1G : GMEM_2M;
+	rn.psize = (h & 31) == 31 ? GMEM_1G : GMEM_2M;
 	rn.hpp = rn.psize / 4096;
-	rn.none = ((h >> 3) & 3) == 3;
+	if (rn.psize == GMEM_2M)
+		rn.none = ((h >> 3) & 3) == 3;
+	else
+		rn.none = ((h >> 5) & 3) != 3;
 	{
 		uint64_t count = rn.psize == GMEM_2M ? 1 + (h >> 5) :
-						      1 + ((h >> 5) & 1);
+						      1 + (h >> 7);
 		struct ref_res res;
 		char want[64];
 
@@ -785,7 +792,8 @@ static bool run_input(const uint8_t *data, size_t size)
 			return false;
 		}
 	}
-	while (nops++ < MAX_OPS && decode(&in, &rn, &op))
+	while (nops++ < (rn.hpp == 512 ? MAX_OPS : MAX_OPS_1G) &&
+	       decode(&in, &rn, &op))
 		if (!(ok = step(&rn, &op)))
 			break;
 	if (ok && print_traces)

@@ -62,7 +62,14 @@ struct rpage {
 
 struct rslot {
 	uint64_t inst;		/* memory instance; 0: a hole */
-	bool reserved;		/* the file holds a pool reservation for it */
+	/*
+	 * The file's reservation for this huge page is a token: free in the
+	 * slot (@reserved: reserved, not allocated), held by the memory
+	 * allocated there (@tok), held by that memory after it left pinned
+	 * (rdetached.tok), or gone with a retired page.
+	 */
+	bool reserved;
+	bool tok;
 	bool intact;		/* one huge folio */
 	bool *piece4k;		/* 1G slots: 2M piece i is split to 4K */
 };
@@ -100,6 +107,7 @@ struct rdetached {
 	uint64_t slot;
 	uint64_t npins;
 	bool poisoned;
+	bool tok;		/* it holds the slot's reservation */
 };
 
 struct rpin {
@@ -616,9 +624,11 @@ static void folio_of(const struct rfile *f, uint64_t p, uint64_t *start,
 
 /*
  * "Huge-page policies allocate whole huge pages, using the file's
- * reservation"; a slot whose reservation went (its page was retired, or
- * left pinned) "draws from the unreserved free pages" (DECISIONS.md).
- * Policy 4k "takes 4 KiB pages from outside the pool".
+ * reservation"; "Retired pages ... take the file's reservation for them
+ * along: a later first use of that range draws from the unreserved free
+ * pages, and gets ENOMEM ... if there are none" (DECISIONS.md).  The same
+ * holds while a pinned piece is out: it has the reservation until it
+ * returns.  Policy 4k "takes 4 KiB pages from outside the pool".
  */
 static int alloc_slot(struct ref *r, struct rfile *f, uint64_t s)
 {
@@ -627,10 +637,14 @@ static int alloc_slot(struct ref *r, struct rfile *f, uint64_t s)
 	if (sl->inst)
 		return 0;
 	if (huge(f)) {
-		if (sl->reserved)
+		if (sl->reserved) {
 			sl->reserved = false;
-		else if (!pool_unreserved(r))
+			sl->tok = true;
+		} else if (!pool_unreserved(r)) {
 			return -ENOMEM;
+		} else {
+			sl->tok = false;
+		}
 	}
 	sl->inst = ++r->next_inst;
 	switch (f->pol) {
@@ -694,11 +708,21 @@ static void det_release(struct ref *r, size_t i)
 		return;
 	}
 	/* "the file keeps its reservation for it ... a piece that is still
-	 * pinned defers both"; a closed file has no reservation left, and a
-	 * slot that was allocated again meanwhile (from unreserved pages)
-	 * or reserved again needs no second one. */
-	if (d.f->open && !d.f->slot[d.slot].inst && !d.f->slot[d.slot].reserved)
-		d.f->slot[d.slot].reserved = true;
+	 * pinned defers both" (a closed file has released its reservation):
+	 * the token goes back to the slot; if the slot was allocated again
+	 * meanwhile (from the unreserved pages), to that memory. */
+	if (d.tok && d.f->open) {
+		struct rslot *sl = &d.f->slot[d.slot];
+
+		if (sl->reserved || sl->tok) {
+			fprintf(stderr, "ref: a slot with two reservations\n");
+			abort();
+		}
+		if (sl->inst)
+			sl->tok = true;
+		else
+			sl->reserved = true;
+	}
 }
 
 /*
@@ -728,18 +752,17 @@ static void free_slot(struct ref *r, struct rfile *f, uint64_t s)
 		r->det = xrealloc(r->det, (r->ndet + 1) * sizeof(*r->det));
 		r->det[r->ndet++] = (struct rdetached){
 			.inst = sl->inst, .f = f, .slot = s, .npins = npins,
-			.poisoned = poisoned,
+			.poisoned = poisoned, .tok = sl->tok,
 		};
-		sl->reserved = false;
 	} else if (huge(f)) {
-		if (poisoned) {
-			r->retired++;
-			sl->reserved = false;
-		} else {
-			sl->reserved = true;
-		}
+		if (poisoned)
+			r->retired++;		/* the token goes with it */
+		else
+			sl->reserved = sl->tok;	/* "the file keeps its
+						 * reservation for it" */
 	}
 	sl->inst = 0;
+	sl->tok = false;
 	sl->intact = false;
 	if (sl->piece4k)
 		memset(sl->piece4k, 0, P1G / P2M * sizeof(bool));
@@ -845,6 +868,7 @@ struct ref_res ref_close(struct ref *r, const char *name)
 	for (uint64_t s = 0; s < f->nslots; s++) {
 		free_slot(r, f, s);
 		f->slot[s].reserved = false;
+		f->slot[s].tok = false;
 	}
 	for (uint64_t p = 0; p < f->npages; p++)
 		f->pg[p].iorange = 0;
@@ -1344,6 +1368,8 @@ static bool io_block(const struct rfile *f, uint64_t p0, uint64_t n)
 static void io_count(const struct rfile *f, uint64_t p0, uint64_t n,
 		     uint64_t *v)
 {
+	if (f->pol != REF_4K && !allocated(f, p0))
+		return;		/* a hole: nothing of it is mapped */
 	if (f->pol != REF_4K && n == P1G && io_block(f, p0, n)) {
 		v[K_I1G] += P1G * PG;
 		return;
@@ -1386,7 +1412,10 @@ static void file_stats(const struct rfile *f, uint64_t *v)
 	for (uint64_t p = 0; p < f->npages; p++) {
 		const struct rpage *pg = &f->pg[p];
 
-		v[K_HOST_PTES] += (uint64_t)__builtin_popcount(pg->ptes);
+		if (pg->ptes)
+			v[K_HOST_PTES] += (uint64_t)__builtin_popcount(pg->ptes);
+		if (!pg->glevel)
+			continue;
 		if (pg->glevel == LV_1G)
 			v[K_G1G] += PG;
 		else if (pg->glevel == LV_2M)

@@ -11,6 +11,8 @@
  */
 #include "harness.h"
 
+#define PG_(n) ((uint64_t)(n) * K4)
+
 static const enum gmem_policy all_policies[] = {
 	GMEM_POLICY_4K, GMEM_POLICY_A, GMEM_POLICY_B_EAGER, GMEM_POLICY_B_LAZY,
 };
@@ -115,10 +117,50 @@ static bool check_ebusy(enum gmem_policy pol)
 	FINISH(pool);
 }
 
+/*
+ * EBUSY in an intact b-lazy folio: the long-term pin anywhere in it fails
+ * the call at once (no waiting), at the first page of the range in it.
+ */
+static bool check_ebusy_huge(uint64_t psize)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	struct gmem_stats s;
+	uint64_t id, at = 0;
+
+	if (!setup(psize, 1, GMEM_POLICY_B_LAZY, psize, SHARED, &pool, &f,
+		   &mm))
+		return false;
+	CHECK_EQ(gmem_pin(mm, f, PG_(5), K4, GMEM_PIN_LONGTERM, &id, NULL), 0);
+	CHECK_EQ(gmem_convert(f, PG_(9), PG_(2), GMEM_PRIVATE, 0, 5000, &at),
+		 -EBUSY);
+	CHECK_EQ(at, PG_(9));
+	CHECK_EQ(gmem_convert(f, 0, PG_(8), GMEM_PRIVATE, 0, -1, &at), -EBUSY);
+	CHECK_EQ(at, 0);
+	STATS(pool, f, &s);
+	CHECK_EQ(s.ebusy, 2);
+	CHECK_EQ(s.pin_wait_ns, 0);		/* no wait for a long-term pin */
+	CHECK_EQ(s.shatters, 0);
+	CHECK_EQ(gmem_unpin(pool, id), 0);
+	CHECK_EQ(gmem_convert(f, PG_(9), PG_(2), GMEM_PRIVATE, 0, 0, &at), 0);
+	/* split now: a long-term pin holds only its own page */
+	CHECK_EQ(gmem_pin(mm, f, PG_(5), K4, GMEM_PIN_LONGTERM, &id, NULL), 0);
+	CHECK_EQ(gmem_convert(f, PG_(6), K4, GMEM_PRIVATE, 0, 0, &at), 0);
+	CHECK_EQ(gmem_convert(f, PG_(4), PG_(2), GMEM_PRIVATE, 0, 0, &at),
+		 -EBUSY);
+	CHECK_EQ(at, PG_(5));
+	CHECK_EQ(gmem_unpin(pool, id), 0);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
 static bool test_ebusy_longterm(void)
 {
 	return check_ebusy(GMEM_POLICY_4K) &&
-	       check_ebusy(GMEM_POLICY_B_EAGER);
+	       check_ebusy(GMEM_POLICY_B_EAGER) &&
+	       check_ebusy_huge(MB2) && check_ebusy_huge(GB1);
 }
 
 /*

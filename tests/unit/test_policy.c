@@ -227,6 +227,54 @@ static bool test_blazy_one_convert_round_trip(void)
 	FINISH(pool);
 }
 
+/*
+ * A range splits only as far as its ends need: over [2M - 4K, 4M + 4K) of
+ * a 1G page, 2M block 1 is wholly inside and stays intact; blocks 0 and 2
+ * go to 4K.  Across two huge pages, each end splits its own page.
+ */
+static bool test_blazy_split_only_ends(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_stats s;
+
+	if (!setup(GB1, 2, GMEM_POLICY_B_LAZY, 2 * GB1, SHARED, &pool, &f,
+		   NULL))
+		return false;
+	CHECK_EQ(gmem_guest_access(f, 0, 0, 0), 0);
+	CHECK_EQ(gmem_guest_access(f, GB1, 0, 0), 0);
+	CHECK_EQ(gmem_convert(f, MB2 - K4, MB2 + 2 * K4, GMEM_PRIVATE, 0, 0,
+			      NULL), 0);
+	STATS(pool, f, &s);
+	CHECK_EQ(s.shatters, 3);
+	CHECK_EQ(s.folios_1g, 1);
+	CHECK_EQ(s.folios_2m, 510);
+	CHECK_EQ(s.folios_4k, 1024);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_convert(f, MB2 - K4, MB2 + 2 * K4, GMEM_SHARED, 0, 0,
+			      NULL), 0);
+	STATS(pool, f, &s);
+	CHECK_EQ(s.collapses, 3);
+	CHECK_EQ(s.folios_1g, 2);
+
+	/* the last page of one huge page and the first of the next */
+	CHECK_EQ(gmem_convert(f, GB1 - K4, 2 * K4, GMEM_PRIVATE, 0, 0, NULL),
+		 0);
+	STATS(pool, f, &s);
+	CHECK_EQ(s.shatters, 3 + 4);
+	CHECK_EQ(s.folios_1g, 0);
+	CHECK_EQ(s.folios_2m, 2 * 511);
+	CHECK_EQ(s.folios_4k, 2 * 512);
+	CHECK_EQ(gmem_convert(f, GB1 - K4, 2 * K4, GMEM_SHARED, 0, 0, NULL), 0);
+	STATS(pool, f, &s);
+	CHECK_EQ(s.collapses, 3 + 4);
+	CHECK_EQ(s.folios_1g, 2);
+	CHECK_EQ(s.folios_2m + s.folios_4k, 0);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
 /* Allocating into an already mixed range splits as far as needed. */
 static bool test_blazy_alloc_mixed(void)
 {
@@ -627,6 +675,7 @@ int main(void)
 		TEST(test_drain_set_blazy_split_2m),
 		TEST(test_blazy_split_merge_1g),
 		TEST(test_blazy_one_convert_round_trip),
+		TEST(test_blazy_split_only_ends),
 		TEST(test_blazy_alloc_mixed),
 		TEST(test_merge_deferred_by_pte),
 		TEST(test_merge_at_unpin),

@@ -139,8 +139,11 @@ static bool check_punch_whole(uint64_t psize, enum gmem_policy pol)
 	CHECK(s.guest_4k + s.guest_2m + s.guest_1g > 0);
 	CHECK_EQ(s.iommu_4k, PG(4));
 
+	uint64_t zaps = s.zaps;
+
 	CHECK_EQ(gmem_punch(f, 0, psize), 0);
 	STATS(pool, NULL, &s);
+	CHECK_EQ(s.zaps, zaps + 1);		/* the PTE on page 3 */
 	CHECK_EQ(s.pool_free, 1);
 	CHECK_EQ(s.pool_resv, 1);		/* the file keeps it */
 	CHECK_EQ(s.host_ptes, 1);		/* the other page's */
@@ -374,9 +377,11 @@ static bool check_poison_retire(enum gmem_policy pol, bool by_close)
 	if (!setup(MB2, 4, pol, 4 * MB2, SHARED, &pool, &f, &mm))
 		return false;
 	CHECK_EQ(gmem_host_write(mm, f, MB2 + PG(7), 0x70), 0);
+	CHECK_EQ(gmem_host_write(mm, f, PG(1), 0x71), 0);
 	CHECK_EQ(gmem_poison(f, MB2 + PG(7)), 0);
 	STATS(pool, NULL, &s);
-	CHECK_EQ(s.host_ptes, 0);		/* unmapped */
+	CHECK_EQ(s.host_ptes, 1);		/* unmapped */
+	CHECK_EQ(s.zaps, 1);
 	CHECK_EQ(gmem_host_read(mm, f, MB2 + PG(7), &v), GMEM_SIGBUS);
 	CHECK_EQ(gmem_fault(mm, f, MB2 + PG(7), 0), GMEM_SIGBUS);
 	CHECK_EQ(gmem_guest_read(f, MB2 + PG(7), &v), GMEM_GUEST_HWPOISON);
@@ -387,12 +392,15 @@ static bool check_poison_retire(enum gmem_policy pol, bool by_close)
 	CHECK_INVARIANTS(pool);
 	if (by_close) {
 		CHECK_EQ(gmem_file_close(f), 0);
+		STATS(pool, NULL, &s);
+		CHECK_EQ(s.zaps, 3);	/* close zapped pages 1 and MB2 + 8 */
 	} else {
 		CHECK_EQ(gmem_punch(f, MB2, MB2), 0);
 		STATS(pool, NULL, &s);
 		CHECK_EQ(s.pool_total, 3);
 		CHECK_EQ(s.pool_retired, 1);
-		CHECK_EQ(s.folios_1g + s.folios_2m + s.folios_4k, 0);
+		CHECK_EQ(s.host_ptes, 1);	/* page 1's, in the other page */
+		CHECK_EQ(s.zaps, 2);
 		/* the poison went with the page: the range is usable again */
 		CHECK_EQ(gmem_host_write(mm, f, MB2 + PG(7), 1), 0);
 		CHECK_EQ(gmem_file_close(f), 0);
