@@ -73,12 +73,16 @@ ifeq ($(BUILD),build)
 TOP_TOOL := gmem
 endif
 
-.PHONY: all tests check asan tsan install clean FORCE
+# The stress program builds the library again with random yields at lock
+# boundaries (-DGMEM_RACE_YIELD), to widen race windows.
+STRESS := $(BUILD)/tests/stress/stress
+
+.PHONY: all tests check asan tsan stress model fuzz install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(TOOL) $(TOP_TOOL)
 
-tests: all $(UNIT_BINS)
+tests: all $(UNIT_BINS) $(STRESS)
 
 check: tests
 	tests/run.sh $(BUILD)
@@ -88,6 +92,24 @@ asan:
 
 tsan:
 	$(MAKE) check BUILD=build-tsan OPT=-O1 SAN='$(TSAN_FLAGS)'
+
+# Longer runs than make check's: stress (STRESS_SECONDS each), the model
+# checker, the fuzzer (FUZZ_SECONDS).
+STRESS_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
+stress:
+	tests/stress/run.sh build/stress $(STRESS_SECONDS)
+
+model:
+	model/check.sh
+
+fuzz:
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+$(STRESS): $(LIB_SRCS) tests/stress/stress.c $(wildcard src/*.h) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(GMEM_CPPFLAGS) -DGMEM_RACE_YIELD $(GMEM_CFLAGS) -o $@ \
+		$(LIB_SRCS) tests/stress/stress.c $(GMEM_LDFLAGS) $(GMEM_LDLIBS)
 
 # Rebuild everything in $(BUILD) when the flags change.
 FLAGS_STAMP := $(BUILD)/.flags

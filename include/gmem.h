@@ -263,7 +263,7 @@ GMEM_API int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
  * and returned to the pool (deferred while a piece is pinned).  Attributes
  * stay.
  * Context: takes the invalidate lock exclusively.
- * Return: 0; -EINVAL; -EBADF.
+ * Return: 0; -EINVAL; -ENOMEM (no node for the poison set); -EBADF.
  */
 GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
 
@@ -275,8 +275,10 @@ GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
  * it, lies in one huge page, has one attribute and no poisoned page.
  * Stops at the first failure, keeping what it mapped before.
  * @len: bytes (rounded up to pages); 0 means one page.
- * Return: 0; GMEM_GUEST_FAULT (past the end, or no memory);
- * GMEM_GUEST_HWPOISON; -EBADF.
+ * Return: 0; GMEM_GUEST_FAULT (past the end); GMEM_GUEST_HWPOISON;
+ * -ENOMEM (no memory for a hole or an entry; the page is left as it was);
+ * -EINVAL (flags); -EBADF.  gmem_guest_read() and gmem_guest_write() also
+ * return -ENXIO for a pool without memory.
  */
 GMEM_API int gmem_guest_access(struct gmem_file *file, uint64_t off,
 			       uint64_t len, unsigned int flags);

@@ -386,14 +386,19 @@ proctype converter(byte c)
 	:: n == CONV_OPS -> break
 	:: else ->
 		atomic {
-			/* the call.  Range: converter 0 converts subpage 0;
-			 * converter 1 subpage 1 or both (chosen at its first
-			 * call).  Direction: to private, then back to shared
+			/* the call.  Range: converter 0 converts subpage 0
+			 * (4K-exact once split; splits an intact folio);
+			 * converter 1 both subpages (the whole block: merges
+			 * and splits happen around it), or with CONV1_ANY
+			 * subpage 1 or both, chosen at its first call.
+			 * Direction: to private, then back to shared, ...
 			 * (CONV_ANY_DIRECTION: either, each call). */
 			if
 			:: n == 0 && c == 0 -> lo = 0; hi = 0
-			:: n == 0 && c == 1 -> lo = 1; hi = 1
 			:: n == 0 && c == 1 -> lo = 0; hi = 1
+#ifdef CONV1_ANY
+			:: n == 0 && c == 1 -> lo = 1; hi = 1
+#endif
 			:: n != 0 -> skip		/* same range again */
 			fi;
 #ifdef CONV_ANY_DIRECTION

@@ -180,6 +180,14 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 			continue;
 		}
 		end = MIN(b, fo->index + folio_nr_pages(fo));
+		/* Pieces of one huge page are contiguous: zero them in one go. */
+		while (fo->huge && end < b) {
+			struct gfolio *nx = folio_lookup(f, end);
+
+			if (!nx || nx->huge != fo->huge)
+				break;
+			end = MIN(b, nx->index + folio_nr_pages(nx));
+		}
 		if (rs_first_in(&f->poison, pg, end, &x)) {
 			if (x == pg) {
 				pg++;

@@ -108,6 +108,21 @@ for trace in tests/traces/*.trace tests/traces/bad/*.trace; do
 	fi
 done
 
+# Short bounded stress runs (make stress runs longer ones): real threads on
+# real memory, the safety oracle at every conversion's commit point.
+stress=$build/tests/stress/stress
+seed=${STRESS_SEED:-$(( $(date +%s) % 1000000 ))}
+secs=${STRESS_SECONDS:-1}
+for cfg in "2M" "1G -P" "2M -P -i 5"; do
+	name="stress/${cfg// /}"
+	if [ -x "$stress" ]; then
+		# shellcheck disable=SC2086  # cfg is words
+		run "$name" "$stress" -s "$seed" -t 4 -d "$secs" -g $cfg
+	else
+		run "$name" "${not_built[@]}" "$stress"
+	fi
+done
+
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 else
