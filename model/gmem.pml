@@ -99,9 +99,10 @@ bool merge_pending;
 byte conv_done;
 
 /* Scratch of one d_step (loop counters, a folio id, drain()'s offending
- * folio): always written before read inside one indivisible step, so they
- * are left out of the state vector. */
-hidden byte i, k, F, bad;
+ * folio): written before read inside one indivisible step and zeroed at
+ * its end (CHECK), so they never split states.  (Not "hidden": pan's BFS,
+ * used for shortest counterexamples, refuses hidden variables.) */
+byte i, k, F, bad;
 
 /* ------------------------------------------------------------ macros */
 
@@ -155,7 +156,8 @@ hidden byte i, k, F, bad;
 
 /* Checked at the end of every step that changes the file (the same
  * property is also checked in every state by the LTL claim "safety"). */
-#define CHECK	assert(NO_PRIVATE_ACCESS); assert(STRUCTURE_OK)
+#define CHECK	assert(NO_PRIVATE_ACCESS); assert(STRUCTURE_OK); \
+		i = 0; k = 0; F = 0; bad = 0
 
 /* ------------------------------------------- the invalidate lock (file.c) */
 
