@@ -23,8 +23,16 @@
  *   BROKEN_NO_REFCHECK        drain() skips the refcount/mapcount check
  *   BROKEN_NO_INVALIDATE_LOCK faults and pins skip the invalidate lock
  *   BROKEN_KICK_NO_LOOP       file_kick_merges() tests the flag only once
+ *   BROKEN_KICK_SPINS         file_kick_merges() retries a failed trylock
+ *   NO_ERROR_SEMANTICS        drop the EAGAIN-means-a-short-pin assertion
  *   WITH_INFINITE_TIMEOUT     converters may also pass timeout_ms < 0
- *   HOST_OPS=n, CONV_OPS=n    calls per host / converter process
+ * Configuration (defaults: the run check.sh makes):
+ *   HOST0_OPS=2, HOST1_OPS=1  calls per host process (plus a last unpin)
+ *   CONV_OPS=2                gmem_convert() calls per converter
+ *   CONV1_ANY                 converter 1 may convert subpage 1 alone
+ *   CONV_ANY_DIRECTION        each call picks its direction
+ *   HOST_ANY_PIN              each pin picks short- or long-term
+ *   INIT_PRIVATE              the block starts private, not shared
  */
 
 #define NSUB	2		/* subpages of the huge folio */
@@ -202,7 +210,8 @@ inline run_merges()
 		ref[0] = 0;
 		ref[1] = 0;
 		ref[INTACT] = 1;
-		split = false
+		split = false;
+		printf("  merge: the block is intact again\n")
 	:: else
 	fi;
 	merge_todo = false
@@ -221,20 +230,30 @@ inline kick_merges()
 	:: merge_pending ->
 		if
 		:: atomic { readers == 0 && inv_writer == 0 ->
-				inv_writer = _pid + 1 }	/* trywrlock ok */
+				inv_writer = _pid + 1;	/* trywrlock ok */
+				printf("  P%d kick: trywrlock ok, runs merges\n", _pid) }
 			d_step {
 				flock == 0 -> flock = _pid + 1;
 				run_merges();
 				CHECK;
 				flock = 0
 			};
-			inv_writer = 0			/* __invalidate_unlock() */
+			atomic {
+				inv_writer = 0;		/* __invalidate_unlock() */
+				printf("  P%d kick: releases the lock\n", _pid)
+			}
 #ifdef BROKEN_KICK_NO_LOOP
 			; break
 #endif
 		/* trywrlock fails: held, or (glibc, writers preferred) a
 		 * writer is queued and will hold it */
-		:: readers > 0 || inv_writer != 0 || wwait > 0 -> break
+		:: atomic { readers > 0 || inv_writer != 0 || wwait > 0 ->
+			printf("  P%d kick: trywrlock fails, leaves it to the holder\n", _pid) };
+#ifndef BROKEN_KICK_SPINS
+			break
+#else
+			skip		/* busy-wait: try again */
+#endif
 		fi
 	od
 }
@@ -248,7 +267,8 @@ inline block_split()
 	ref[INTACT] = 0;
 	ref[0] = 1;
 	ref[1] = 1;
-	split = true
+	split = true;
+	printf("  split: the block becomes two 4K folios\n")
 }
 
 /* zap_range() over the pages of folio F, in every mm */
@@ -258,6 +278,7 @@ inline zap_folio(F)
 		if
 		:: pte[i] != 0 && (F == INTACT || F == i % NSUB) ->
 			assert(pte[i] == F + 1);
+			printf("  zap: mm %d page %d\n", i / NSUB, i % NSUB);
 			pte[i] = 0;
 			map[F]--;
 			ref[F]--		/* folio_put() */
@@ -337,7 +358,9 @@ inline drain_decide()
 		/* DESIGN: EAGAIN means a short-term pin outlived the timeout;
 		 * zapped PTEs cannot come back (refaults block) and no new
 		 * long-term pin can appear (it would have been EBUSY) */
+#ifndef NO_ERROR_SEMANTICS
 		assert(map[bad - 1] == 0 && lt[bad - 1] == 0 && pinc[bad - 1] > 0);
+#endif
 		ret = R_EAGAIN
 	:: else ->
 		ret = R_WAIT
@@ -362,8 +385,20 @@ inline convert_section_end()
 	fi;
 	CHECK;
 	if
-	:: ret == R_WAIT -> cv_waiting = true; cv_sig = false
-	:: else
+	:: ret == R_WAIT -> cv_waiting = true; cv_sig = false;
+		printf("conv%d: waits on pin_wait (f->lock dropped)\n", c)
+	:: else ->
+		printf("conv%d: convert [%d,%d] to ", c, lo, hi);
+		if
+		:: to == PRIVATE -> printf("private: ")
+		:: else -> printf("shared: ")
+		fi;
+		if
+		:: ret == R_OK -> printf("ok\n")
+		:: ret == R_NOCHANGE -> printf("ok (no change)\n")
+		:: ret == R_EBUSY -> printf("EBUSY\n")
+		:: ret == R_EAGAIN -> printf("EAGAIN\n")
+		fi
 	fi;
 	flock = 0
 }
@@ -420,13 +455,22 @@ proctype converter(byte c)
 			:: tmo = T_FOREVER
 #endif
 			fi;
-			/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock
-			 * queues as a writer (new readers now wait) ... */
-			wwait++
+			/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock.
+			 * Free: taken at once.  Held: the writer queues (new
+			 * readers now wait: writers are preferred) and takes it
+			 * when it is free (the atomic sequence ends while the
+			 * guard blocks). */
+			if
+			:: readers == 0 && inv_writer == 0 ->
+				inv_writer = _pid + 1
+			:: else ->
+				wwait++;
+				readers == 0 && inv_writer == 0 ->
+					inv_writer = _pid + 1;
+					wwait--
+			fi;
+			printf("conv%d: invalidate lock exclusive (P%d)\n", c, _pid)
 		};
-		/* ... and gets the lock when it is free */
-		atomic { readers == 0 && inv_writer == 0 ->
-			inv_writer = _pid + 1; wwait-- };
 
 		/* pthread_mutex_lock(&f->lock) ... */
 		d_step {
@@ -460,9 +504,11 @@ proctype converter(byte c)
 		:: else ->
 			if
 			:: d_step { cv_sig && flock == 0 ->	/* broadcast */
+					printf("conv%d: woken by an unpin\n", c);
 					convert_rewake() }
 			:: d_step { tmo == T_FINITE && flock == 0 ->
 					expired = true;		/* deadline */
+					printf("conv%d: deadline passes\n", c);
 					convert_rewake() }
 			fi
 		od;
@@ -471,6 +517,7 @@ proctype converter(byte c)
 		 * release (and forget the call's arguments), then kick */
 		atomic {
 			inv_writer = 0;
+			printf("conv%d: releases the invalidate lock\n", c);
 			to = 0; ret = 0; tmo = 0;
 			a0 = 0; a1 = 0; expired = false;
 			n++
@@ -488,7 +535,7 @@ proctype converter(byte c)
 inline unpin_locked()
 {
 	d_step {
-		flock == 0 -> flock = _pid + 1;
+		PINNED(h) && flock == 0 -> flock = _pid + 1;
 		for (k : 0 .. NSUB - 1) {
 			if
 			:: pinf[h * NSUB + k] != 0 ->
@@ -501,6 +548,7 @@ inline unpin_locked()
 			fi
 		}
 		pinlt[h] = 0;
+		printf("host%d: unpin (merge noted, broadcast)\n", h);
 		note_merge();				/* file_note_merge() */
 		if
 		:: cv_waiting -> cv_sig = true		/* pthread_cond_broadcast */
@@ -513,7 +561,6 @@ inline unpin_locked()
 
 #define OP_FAULT	1
 #define OP_PIN		2
-#define OP_UNPIN	3
 
 proctype host(byte h)
 {
@@ -523,45 +570,24 @@ proctype host(byte h)
 	do
 	:: n == HOST_OPS(h) -> break
 	:: else ->
-		atomic {
-			/* the call and its arguments */
-			if
-			:: op = OP_FAULT;
-				if
-				:: s = 0
-				:: s = 1
-				fi
-			:: !PINNED(h) -> op = OP_PIN;
-				if
-				:: lo = 0; hi = 0
-				:: lo = 1; hi = 1
-				:: lo = 0; hi = 1
-				fi;
-#ifdef HOST_ANY_PIN
-				if
-				:: longterm = false
-				:: longterm = true
-				fi
-#else
-				/* host 0 pins short-term (DMA), host 1
-				 * long-term (FOLL_LONGTERM) */
-				longterm = (h == 1)
-#endif
-			:: PINNED(h) -> op = OP_UNPIN
-			fi;
-			/* file_enter_shared(): faults and pins; not unpins */
-			if
-			:: op != OP_UNPIN -> rdlock()
-			:: else
-			fi
-		};
 		if
-		:: d_step {
-			/* gmem_fault() -> host_access() -> host_fault_locked() */
-			op == OP_FAULT && flock == 0 -> flock = _pid + 1;
+		:: atomic {
+			/* gmem_fault() -> host_access(): file_enter_shared() */
+			op = OP_FAULT;
 			if
-			:: attr[s] == PRIVATE -> skip		/* SIGBUS */
+			:: s = 0
+			:: s = 1
+			fi;
+			rdlock()
+		   };
+		   d_step {
+			/* ... host_fault_locked() under f->lock */
+			flock == 0 -> flock = _pid + 1;
+			if
+			:: attr[s] == PRIVATE ->		/* SIGBUS */
+				printf("host%d: fault page %d: SIGBUS\n", h, s)
 			:: else ->
+				printf("host%d: fault page %d: ok\n", h, s);
 				if
 				:: pte[h * NSUB + s] == 0 ->
 					F = FID(s);		/* pt_install() */
@@ -575,14 +601,36 @@ proctype host(byte h)
 			s = 0;
 			flock = 0
 		   }
-		:: d_step {
-			/* gmem_pin(): all or nothing */
-			op == OP_PIN && flock == 0 -> flock = _pid + 1;
+		:: atomic {
+			/* gmem_pin(): file_enter_shared() */
+			!PINNED(h) -> op = OP_PIN;
+			if
+			:: lo = 0; hi = 0
+			:: lo = 1; hi = 1
+			:: lo = 0; hi = 1
+			fi;
+#ifdef HOST_ANY_PIN
+			if
+			:: longterm = false
+			:: longterm = true
+			fi;
+#else
+			/* host 0 pins short-term (DMA), host 1 long-term
+			 * (FOLL_LONGTERM) */
+			longterm = (h == 1);
+#endif
+			rdlock()
+		   };
+		   d_step {
+			/* ... all or nothing, under f->lock */
+			flock == 0 -> flock = _pid + 1;
 			if
 			:: (IN(0) && attr[0] == PRIVATE) ||
 			   (IN(1) && attr[1] == PRIVATE) ->
-				skip				/* pin_check(): EFAULT */
+				/* pin_check(): EFAULT */
+				printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm)
 			:: else ->
+				printf("host%d: pin [%d,%d] longterm=%d: ok\n", h, lo, hi, longterm);
 				for (k : 0 .. NSUB - 1) {
 					if
 					:: IN(k) && pte[h * NSUB + k] == 0 ->
@@ -610,13 +658,12 @@ proctype host(byte h)
 			lo = 0; hi = 0; longterm = false;
 			flock = 0
 		   }
-		:: op == OP_UNPIN ->
-			unpin_locked()
+		:: unpin_locked()		/* gmem_unpin(): op stays 0 */
 		fi;
 		/* invalidate_unlock_shared() (faults, pins), then the kick */
 		atomic {
 			if
-			:: op != OP_UNPIN -> rdunlock()
+			:: op != 0 -> rdunlock()	/* not after an unpin */
 			:: else
 			fi;
 			op = 0;
@@ -626,8 +673,8 @@ proctype host(byte h)
 	od;
 	/* the process exits: drop its pin */
 	if
-	:: PINNED(h) -> unpin_locked(); kick_merges()
-	:: else
+	:: unpin_locked(); kick_merges()
+	:: !PINNED(h)
 	fi
 }
 

@@ -247,7 +247,9 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	} else {
 		f->nr_huge = size / p->page_size;
 		f->huge = gmem_alloc(f->nr_huge * sizeof(*f->huge));
-		if (!f->huge)
+		f->unreserved = gmem_alloc((f->nr_huge + 63) / 64 *
+					   sizeof(uint64_t));
+		if (!f->huge || !f->unreserved)
 			goto err;
 		need = f->nr_huge;
 	}
@@ -269,6 +271,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 err:
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
+	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	rs_destroy(&f->shared);
@@ -319,6 +322,8 @@ int gmem_file_close(struct gmem_file *file)
 	pinmap_destroy(&f->pinmap);
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
+	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));
+	f->unreserved = NULL;
 	f->huge = NULL;
 	f->small = NULL;
 	pthread_mutex_unlock(&f->lock);

@@ -286,6 +286,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	h = gmem_alloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	h->index = slot << order;
 	ret = pool_alloc_huge(p, f, h);
 	if (ret) {
 		gmem_free(h, sizeof(*h));
@@ -554,6 +555,8 @@ void file_release_huge(struct gfile *f, uint64_t slot)
 	gmap_remove(&f->guest, h->index << PAGE_SHIFT,
 		    (h->index + n) << PAGE_SHIFT);
 	h->poisoned = rs_first_in(&f->poison, h->index, h->index + n, &x);
+	if (f->pinmap.used)
+		pinmap_forget(&f->pinmap, h->index, h->index + n);
 	f->huge[slot] = NULL;
 	iommu_relevel(f, h->index, h->index + n);
 
@@ -602,6 +605,8 @@ void file_release_small(struct gfile *f, uint64_t pg)
 	zap_range(f, pg, pg + 1);
 	gmap_remove(&f->guest, pg << PAGE_SHIFT, (pg + 1) << PAGE_SHIFT);
 	dir[pg & (PTRS - 1)] = NULL;
+	if (folio_ref_count(fo) > 1 && f->pinmap.used)
+		pinmap_forget(&f->pinmap, pg, pg + 1);
 	iommu_relevel(f, pg, pg + 1);
 	count_folios(f, GMAP_4K, -1);
 	count_meta(f, NULL, -(int64_t)sizeof(*fo));

@@ -113,6 +113,23 @@ static void pinmap_dec(struct pinmap *m, uint64_t pg, bool excl)
 		pinmap_delete(m, (uint64_t)(e - m->t));
 }
 
+/**
+ * pinmap_forget() - pages [pg0, pg1) leave the file (punch): the pins on
+ * their old memory no longer concern the new memory that may come there.
+ */
+void pinmap_forget(struct pinmap *m, uint64_t pg0, uint64_t pg1)
+{
+	for (uint64_t i = 0; i < m->cap;) {
+		uint64_t pg = m->t[i].pg - 1;
+
+		/* A deletion shifts a later entry into slot i: look again. */
+		if (m->t[i].pg && pg >= pg0 && pg < pg1)
+			pinmap_delete(m, i);
+		else
+			i++;
+	}
+}
+
 void pinmap_destroy(struct pinmap *m)
 {
 	gmem_free(m->t, m->cap * sizeof(*m->t));
@@ -343,11 +360,22 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	}
 	longterm = pin->flags & GMEM_PIN_LONGTERM;
 	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
+	if (!f->closed) {
+		/* Pages that left the file took their pin-map entries along
+		 * (pinmap_forget()): only attached ones are in the map. */
+		uint64_t pg = pin->pg;
+
+		for (uint32_t i = 0; i < pin->nr_segs; i++) {
+			bool gone = pin->segs[i].folio->flags & FOLIO_DETACHED;
+
+			for (uint32_t j = 0; j < pin->segs[i].nr; j++, pg++)
+				if (!gone)
+					pinmap_dec(&f->pinmap, pg, excl);
+		}
+	}
 	for (uint32_t i = 0; i < pin->nr_segs; i++)
 		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
 	if (!f->closed) {
-		for (uint64_t pg = pin->pg; pg < pin->pg + pin->nr_pages; pg++)
-			pinmap_dec(&f->pinmap, pg, excl);
 		f->c.pins -= pin->nr_pages;
 		file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
 	}

@@ -300,6 +300,8 @@ struct gfile {
 	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
 	uint64_t nr_small_dirs;
 	uint64_t resv;			/* reserved, not yet allocated */
+	uint64_t *unreserved;		/* per huge page: reservation gone
+					 * with a retired page (pool->lock) */
 	struct gvma *vmas;
 	struct gmap guest;
 	struct gmap iommu;
@@ -368,6 +370,7 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 
 /* gup.c */
 void pinmap_destroy(struct pinmap *m);
+void pinmap_forget(struct pinmap *m, uint64_t pg0, uint64_t pg1);
 void pins_drop_all(struct gpool *p);
 void pins_for_each(struct gpool *p,
 		   void (*fn)(void *arg, struct gpin *pin), void *arg);

@@ -227,8 +227,12 @@ int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h)
 {
 	int ret = 0;
 
+	uint64_t slot = h->index >> p->order;
+	bool unreserved;
+
 	pthread_mutex_lock(&p->lock);
-	if (f->resv) {
+	unreserved = f->unreserved[slot / 64] & (1ULL << (slot % 64));
+	if (!unreserved && f->resv) {
 		f->resv--;
 		p->resv--;
 		h->from_resv = true;
@@ -283,8 +287,13 @@ void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
 		}
 	}
 	if (h->poisoned) {
+		uint64_t slot = h->index >> p->order;
+
 		p->total--;
 		p->retired++;
+		/* The reservation this page was drawn under retires with it. */
+		if (owner && !owner->closed && h->from_resv)
+			owner->unreserved[slot / 64] |= 1ULL << (slot % 64);
 	} else {
 		p->free_stack[p->nr_free_stack++] = h->pfn;
 		p->free++;

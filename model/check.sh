@@ -1,0 +1,185 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# model/check.sh - check the Promela model of gmem's conversion protocol
+# (model/gmem.pml) exhaustively with spin, and show that it can fail.
+#
+#   model/check.sh            the real model (safety + end states; no
+#                             cycles), then the broken variants, each of
+#                             which must produce a counterexample
+#   model/check.sh --full     also the LTL claims (safety; liveness under
+#                             weak fairness) and a wider configuration
+#   model/check.sh --trail    also print each counterexample's events
+#
+# Exit 0 only if every real check passed and every broken variant failed;
+# 1 otherwise; 77 if spin (or a C compiler) is missing and cannot be
+# installed.  Runs two checks at a time.  Needs ~1 GB of memory (--full:
+# ~4 GB).  The last line is "N passed, N failed".
+
+set -u
+cd "$(dirname "$0")"
+here=$PWD
+model=$here/gmem.pml
+
+full=0
+trail=0
+for a in "$@"; do
+	case $a in
+	--full) full=1 ;;
+	--trail) trail=1 ;;
+	*) echo "usage: $0 [--full] [--trail]" >&2; exit 2 ;;
+	esac
+done
+
+if ! command -v spin >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "model: installing spin"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -q spin >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null 2>&1 &&
+		  apt-get install -y -q spin >/dev/null 2>&1; }
+	fi
+	if ! command -v spin >/dev/null 2>&1; then
+		echo "model: skipped: spin is not installed (apt-get install spin)"
+		exit 77
+	fi
+fi
+CC=${CC:-gcc}
+if ! command -v "$CC" >/dev/null 2>&1; then
+	echo "model: skipped: no C compiler ($CC) to build spin's verifier"
+	exit 77
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/gmem-model.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# pan's compile-time options common to all runs: room for the state
+# vector, a memory bound (MB), no gcc noise about pan's generated code.
+PAN_CFLAGS="-O2 -w -DVECTORSZ=512 -DMEMLIM=${MODEL_MEMLIM:-8192}"
+
+# job NAME "SPIN_DEFS" "CC_DEFS" "PAN_ARGS": build and run one verifier
+# in $work/NAME; its output goes to $work/NAME/out, its seconds to .../secs.
+job() {
+	local name=$1 sdefs=$2 cdefs=$3 args=$4 d=$work/$1
+	mkdir -p "$d"
+	cp "$model" "$d/gmem.pml"
+	(
+		cd "$d" || exit 1
+		# shellcheck disable=SC2086
+		if ! spin $sdefs -a gmem.pml >spin.out 2>&1; then
+			cat spin.out >out
+			exit 1
+		fi
+		# shellcheck disable=SC2086
+		if ! $CC $PAN_CFLAGS $cdefs -o pan pan.c >cc.out 2>&1; then
+			cat cc.out >out
+			exit 1
+		fi
+		start=$(date +%s.%N)
+		# shellcheck disable=SC2086
+		./pan $args >out 2>&1
+		end=$(date +%s.%N)
+		echo "$start $end" | awk '{ printf "%.1f", $2 - $1 }' >secs
+		echo "$sdefs" >sdefs
+	)
+}
+
+# Up to two jobs at a time.
+running=0
+spawn() {
+	job "$@" &
+	running=$((running + 1))
+	if [ $running -ge 2 ]; then
+		wait -n 2>/dev/null || wait
+		running=$((running - 1))
+	fi
+}
+
+field() {	# field FILE REGEX: the first number after REGEX in FILE
+	sed -n "s/.*$2 *\([0-9][0-9.e+]*\).*/\1/p" "$1" | head -n1
+}
+
+passed=0
+failed=0
+
+# report_real NAME LABEL: 0 errors and a complete search expected
+report_real() {
+	local d=$work/$1 out=$work/$1/out states errs secs
+	states=$(sed -n 's/^ *\([0-9][0-9.e+]*\) states, stored.*/\1/p' "$out" 2>/dev/null | head -n1)
+	errs=$(field "$out" "errors:")
+	secs=$(cat "$d/secs" 2>/dev/null || echo "?")
+	if [ -n "$errs" ] && [ "$errs" = 0 ] && [ -n "$states" ] &&
+	   ! grep -q "reached -DMEMLIM bound\|max search depth too small\|error: max search depth" "$out"; then
+		echo "model: $2: $states states, 0 errors (${secs} s)"
+		passed=$((passed + 1))
+	else
+		echo "model: $2: FAILED (${errs:-no result} errors, ${states:-?} states)"
+		grep -E "^pan:|^spin:|error" "$out" 2>/dev/null | head -n5 | sed 's/^/model:   /'
+		failed=$((failed + 1))
+	fi
+}
+
+# report_broken NAME LABEL: a counterexample expected
+report_broken() {
+	local d=$work/$1 out=$work/$1/out errs depth what steps
+	errs=$(field "$out" "errors:")
+	if [ -n "$errs" ] && [ "$errs" != 0 ] && [ -f "$d/gmem.pml.trail" ]; then
+		depth=$(sed -n 's/.*(at depth \([0-9]*\)).*/\1/p' "$out" | head -n1)
+		what=$(sed -n 's/^pan:1: \(.*\) (at depth.*/\1/p' "$out" | head -n1 |
+		       sed 's/^assertion violated .*/assertion violated/')
+		# shellcheck disable=SC2046
+		steps=$(cd "$d" && spin $(cat sdefs) -t -T -B gmem.pml 2>&1 |
+			sed -n 's/^spin: trail ends after \([0-9]*\) steps.*/\1/p')
+		echo "model: $2: counterexample found (depth ${depth:-?}, ${steps:-?} steps): $what"
+		if [ "$trail" = 1 ]; then
+			# shellcheck disable=SC2046
+			(cd "$d" && spin $(cat sdefs) -t -T -B gmem.pml 2>&1) |
+			grep -v "^ltl \|^spin: text of failed\|trail ends\|couldn.t find claim" |
+			sed 's/^/model:     /'
+		fi
+		passed=$((passed + 1))
+	else
+		echo "model: $2: NO counterexample (errors: ${errs:-none}) - the check is vacuous"
+		grep -E "^pan:|^spin:" "$out" 2>/dev/null | head -n3 | sed 's/^/model:   /'
+		failed=$((failed + 1))
+	fi
+}
+
+SAFETY="-DSAFETY -DNOCLAIM"
+BFS="-DSAFETY -DNOCLAIM -DBFS"
+
+# The real model.  safety: assertions in every step (no PTE or pin on a
+# private page, structure, error semantics, all-or-nothing; no lost merge
+# at the end) and invalid end states (deadlock).  cycles: every cycle of
+# the state graph is a non-progress cycle (there is no progress label),
+# so none means every execution is finite.
+spawn real-cycles "" "-DNP -DNOCLAIM" "-l -w25"
+spawn real-safety "" "$SAFETY" "-w24"
+# The broken variants: shortest counterexamples (breadth-first).
+spawn no-refcheck "-DBROKEN_NO_REFCHECK" "$BFS" ""
+spawn no-inval "-DBROKEN_NO_INVALIDATE_LOCK" "$BFS" ""
+spawn kick-no-loop "-DBROKEN_KICK_NO_LOOP -DHOST0_OPS=1" "$BFS" ""
+spawn infinite "-DWITH_INFINITE_TIMEOUT" "$BFS" ""
+spawn kick-spins "-DBROKEN_KICK_SPINS" "-DNP -DNOCLAIM" "-l"
+if [ "$full" = 1 ]; then
+	spawn ltl-safety "" "-DSAFETY -DCOLLAPSE" "-N safety -w24"
+	spawn ltl-live "" "-DNFAIR=3 -DCOLLAPSE" "-a -f -N conv_ends -w24"
+	spawn wide-safety "-DHOST1_OPS=2 -DCONV1_ANY" "$SAFETY" "-w26"
+fi
+wait
+
+report_real real-safety "real: safety+deadlock"
+report_real real-cycles "real: no cycles (every run ends)"
+if [ "$full" = 1 ]; then
+	report_real ltl-safety "real: ltl [] no private access"
+	report_real ltl-live "real: ltl <> all conversions returned (weak fairness)"
+	report_real wide-safety "real(wide): safety+deadlock"
+fi
+report_broken no-refcheck "broken(no-refcheck)"
+report_broken no-inval "broken(no-invalidate-lock)"
+report_broken kick-no-loop "broken(kick-no-loop)"
+report_broken kick-spins "broken(kick-spins)"
+report_broken infinite "hazard(infinite-timeout)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
