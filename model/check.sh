@@ -165,6 +165,9 @@ if [ "$full" = 1 ]; then
 	spawn ltl-safety "" "-DSAFETY -DCOLLAPSE" "-N safety -w24"
 	spawn ltl-live "" "-DNFAIR=3 -DCOLLAPSE" "-a -f -N conv_ends -w24"
 	spawn wide-safety "-DHOST1_OPS=2 -DCONV1_ANY" "$SAFETY" "-w26"
+	# Without the invalidate lock only the error semantics break:
+	# f->lock and drain()'s re-check under it keep the safety rule.
+	spawn noinval-safe "-DBROKEN_NO_INVALIDATE_LOCK -DNO_ERROR_SEMANTICS" "$SAFETY" "-w24"
 fi
 wait
 
@@ -174,6 +177,7 @@ if [ "$full" = 1 ]; then
 	report_real ltl-safety "real: ltl [] no private access"
 	report_real ltl-live "real: ltl <> all conversions returned (weak fairness)"
 	report_real wide-safety "real(wide): safety+deadlock"
+	report_real noinval-safe "variant(no-invalidate-lock, no EAGAIN check): safety+deadlock"
 fi
 report_broken no-refcheck "broken(no-refcheck)"
 report_broken no-inval "broken(no-invalidate-lock)"

@@ -22,6 +22,9 @@ void inval_init(struct ginval *l)
 			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&l->rw, &a);
 	pthread_rwlockattr_destroy(&a);
+	pthread_mutex_init(&l->q, NULL);
+	pthread_cond_init(&l->q_turn, NULL);
+	l->next_ticket = l->serving = 0;
 	atomic_init(&l->readers, 0);
 	atomic_init(&l->writer_held, false);
 }
@@ -29,6 +32,8 @@ void inval_init(struct ginval *l)
 void inval_destroy(struct ginval *l)
 {
 	pthread_rwlock_destroy(&l->rw);
+	pthread_mutex_destroy(&l->q);
+	pthread_cond_destroy(&l->q_turn);
 }
 
 void invalidate_lock_shared(struct gfile *f)
@@ -58,8 +63,16 @@ static void invalidate_lock_mark(struct gfile *f)
 
 void invalidate_lock(struct gfile *f)
 {
+	struct ginval *l = &f->inval;
+	uint64_t me;
+
 	GM_RACE_YIELD();
-	pthread_rwlock_wrlock(&f->inval.rw);
+	pthread_mutex_lock(&l->q);
+	me = l->next_ticket++;
+	while (me != l->serving)
+		pthread_cond_wait(&l->q_turn, &l->q);
+	pthread_mutex_unlock(&l->q);
+	pthread_rwlock_wrlock(&l->rw);
 	invalidate_lock_mark(f);
 }
 
@@ -72,7 +85,13 @@ static void __invalidate_unlock(struct gfile *f)
 
 void invalidate_unlock(struct gfile *f)
 {
+	struct ginval *l = &f->inval;
+
 	__invalidate_unlock(f);
+	pthread_mutex_lock(&l->q);
+	l->serving++;
+	pthread_cond_broadcast(&l->q_turn);
+	pthread_mutex_unlock(&l->q);
 	GM_RACE_YIELD();
 	file_kick_merges(f);
 }

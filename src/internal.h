@@ -265,6 +265,14 @@ struct gfile_counters {
  */
 struct ginval {
 	pthread_rwlock_t rw;
+	/*
+	 * Exclusive holders queue in ticket order (the rwlock alone lets a
+	 * newcomer overtake a waiting writer, and a converter in a loop could
+	 * starve another for seconds).  @q guards the tickets.
+	 */
+	pthread_mutex_t q;
+	pthread_cond_t q_turn;
+	uint64_t next_ticket, serving;
 	atomic_int readers;		/* for assertions only */
 	_Atomic(pthread_t) writer;	/* for assertions only */
 	atomic_bool writer_held;
