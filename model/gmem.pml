@@ -25,6 +25,9 @@
  *   BROKEN_KICK_NO_LOOP       file_kick_merges() tests the flag only once
  *   BROKEN_KICK_SPINS         file_kick_merges() retries a failed trylock
  *   NO_ERROR_SEMANTICS        drop the EAGAIN-means-a-short-pin assertion
+ *   NO_MERGE_FLAG_CHECK       at the end, check only that no mergeable block
+ *                             is left split, not that no note was lost
+ *   REACH=n                   coverage probe: fail at REACHED(n)
  *   WITH_INFINITE_TIMEOUT     converters may also pass timeout_ms < 0
  * Configuration (defaults: the run check.sh makes):
  *   HOST0_OPS=2, HOST1_OPS=1  calls per host process (plus a last unpin)
@@ -162,8 +165,16 @@ byte i, k, F, bad;
 	 (split || attr[0] == attr[1]) && \
 	 COUNTS_OK(0) && COUNTS_OK(1) && COUNTS_OK(INTACT))
 
-/* Checked at the end of every step that changes the file (the same
- * property is also checked in every state by the LTL claim "safety"). */
+/* Coverage probes: with -DREACH=n, reaching REACHED(n) fails an assertion,
+ * so pan shows that the marked behaviour happens (check.sh --full). */
+#ifndef REACH
+#define REACH 0
+#endif
+#define REACHED(n)	assert(REACH != (n))
+
+/* Checked at the end of every step that changes the file (the safety rule
+ * is also checked in every state by the LTL claim "safety", in
+ * check.sh --full). */
 #define CHECK	assert(NO_PRIVATE_ACCESS); assert(STRUCTURE_OK); \
 		i = 0; k = 0; F = 0; bad = 0
 
@@ -211,6 +222,10 @@ inline run_merges()
 		ref[1] = 0;
 		ref[INTACT] = 1;
 		split = false;
+		if
+		:: attr[0] == PRIVATE -> REACHED(8)
+		:: else
+		fi;
 		printf("  merge: the block is intact again\n")
 	:: else
 	fi;
@@ -234,6 +249,11 @@ inline kick_merges()
 				printf("  P%d kick: trywrlock ok, runs merges\n", _pid) }
 			d_step {
 				flock == 0 -> flock = _pid + 1;
+				if
+				:: split && attr[0] == attr[1] && QUIET(0) && QUIET(1) ->
+					REACHED(6)	/* a noted merge runs here */
+				:: else
+				fi;
 				run_merges();
 				CHECK;
 				flock = 0
@@ -248,7 +268,12 @@ inline kick_merges()
 		/* trywrlock fails: held, or (glibc, writers preferred) a
 		 * writer is queued and will hold it */
 		:: atomic { readers > 0 || inv_writer != 0 || wwait > 0 ->
-			printf("  P%d kick: trywrlock fails, leaves it to the holder\n", _pid) };
+			printf("  P%d kick: trywrlock fails, leaves it to the holder\n", _pid);
+			if
+			:: readers > 0 -> REACHED(4)		/* a fault/pin holds it */
+			:: readers == 0 && inv_writer == 0 -> REACHED(5) /* a queued writer */
+			:: else
+			fi };
 #ifndef BROKEN_KICK_SPINS
 			break
 #else
@@ -268,6 +293,10 @@ inline block_split()
 	ref[0] = 1;
 	ref[1] = 1;
 	split = true;
+	if
+	:: to == SHARED -> REACHED(7)	/* an intact private block splits */
+	:: else
+	fi;
 	printf("  split: the block becomes two 4K folios\n")
 }
 
@@ -396,8 +425,8 @@ inline convert_section_end()
 		if
 		:: ret == R_OK -> printf("ok\n")
 		:: ret == R_NOCHANGE -> printf("ok (no change)\n")
-		:: ret == R_EBUSY -> printf("EBUSY\n")
-		:: ret == R_EAGAIN -> printf("EAGAIN\n")
+		:: ret == R_EBUSY -> printf("EBUSY\n"); REACHED(1)
+		:: ret == R_EAGAIN -> printf("EAGAIN\n"); REACHED(2)
 		fi
 	fi;
 	flock = 0
@@ -410,6 +439,10 @@ inline convert_rewake()
 	cv_waiting = false;
 	cv_sig = false;
 	drain_decide();
+	if
+	:: ret == R_OK && !expired -> REACHED(3)	/* an unpin let it go */
+	:: else
+	fi;
 	convert_section_end()
 }
 
@@ -585,7 +618,8 @@ proctype host(byte h)
 			flock == 0 -> flock = _pid + 1;
 			if
 			:: attr[s] == PRIVATE ->		/* SIGBUS */
-				printf("host%d: fault page %d: SIGBUS\n", h, s)
+				printf("host%d: fault page %d: SIGBUS\n", h, s);
+				REACHED(10)
 			:: else ->
 				printf("host%d: fault page %d: ok\n", h, s);
 				if
@@ -628,7 +662,8 @@ proctype host(byte h)
 			:: (IN(0) && attr[0] == PRIVATE) ||
 			   (IN(1) && attr[1] == PRIVATE) ->
 				/* pin_check(): EFAULT */
-				printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm)
+				printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm);
+				REACHED(9)
 			:: else ->
 				printf("host%d: pin [%d,%d] longterm=%d: ok\n", h, lo, hi, longterm);
 				for (k : 0 .. NSUB - 1) {
@@ -706,10 +741,12 @@ init
 	assert(readers == 0 && inv_writer == 0 && wwait == 0 && flock == 0 &&
 	       !cv_waiting);
 	assert(NO_PRIVATE_ACCESS && STRUCTURE_OK);
-	/* no noted merge was lost ... */
-	assert(!merge_pending && !merge_todo);
-	/* ... so no block that may merge is left split */
-	assert(!(split && attr[0] == attr[1] && QUIET(0) && QUIET(1)))
+	/* no block that may merge is left split (HVO never restored) ... */
+	assert(!(split && attr[0] == attr[1] && QUIET(0) && QUIET(1)));
+#ifndef NO_MERGE_FLAG_CHECK
+	/* ... because no noted merge was lost */
+	assert(!merge_pending && !merge_todo)
+#endif
 }
 
 /* ----------------------------------------------------------- properties */

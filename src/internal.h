@@ -125,6 +125,7 @@ struct ghuge {
 	bool poisoned;			/* retire instead of return */
 	bool from_resv;			/* took one of the owner's reservations */
 	uint32_t alloc_shatters;	/* splits made at allocation (undo) */
+	bool detached;			/* punched while pinned */
 	uint64_t live;			/* detached: folios still referenced */
 	uint64_t meta;			/* descriptor bytes held */
 	struct ghuge *next_detached;

@@ -286,18 +286,34 @@ void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
 			break;
 		}
 	}
-	if (h->poisoned) {
-		uint64_t slot = h->index >> p->order;
+	uint64_t slot = h->index >> p->order, bit = 1ULL << (slot % 64);
+	bool mine = owner && !owner->closed && h->from_resv;
 
+	if (h->poisoned) {
 		p->total--;
 		p->retired++;
-		/* The reservation this page was drawn under retires with it. */
-		if (owner && !owner->closed && h->from_resv)
-			owner->unreserved[slot / 64] |= 1ULL << (slot % 64);
+		/* The reservation this page was drawn under retires with it
+		 * (a detached page's range lost it at the punch already). */
+		if (mine)
+			owner->unreserved[slot / 64] |= bit;
 	} else {
 		p->free_stack[p->nr_free_stack++] = h->pfn;
 		p->free++;
-		if (owner && !owner->closed && h->from_resv) {
+		if (mine && h->detached) {
+			/* The range's deferred reservation comes back: to the
+			 * hole, or to the page allocated there meanwhile
+			 * without one.  Owner's file lock held: huge[] holds. */
+			struct ghuge *cur = owner->huge[slot];
+
+			if (!cur) {
+				owner->unreserved[slot / 64] &= ~bit;
+				owner->resv++;
+				p->resv++;
+			} else if (!cur->from_resv) {
+				owner->unreserved[slot / 64] &= ~bit;
+				cur->from_resv = true;
+			}
+		} else if (mine) {
 			owner->resv++;
 			p->resv++;
 		}
@@ -310,10 +326,20 @@ void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* A huge page punched while pinned: it waits on the pool's list. */
+/*
+ * A huge page punched while pinned waits on the pool's list, and the
+ * reservation it was drawn under waits with it (TRACE.md: "a piece that is
+ * still pinned defers both until its last reference drops").
+ */
 void pool_detach(struct gpool *p, struct ghuge *h)
 {
+	uint64_t slot = h->index >> p->order;
+
 	pthread_mutex_lock(&p->lock);
+	/* Its range has no reservation until the page comes back. */
+	h->detached = true;
+	if (h->from_resv && h->owner)
+		h->owner->unreserved[slot / 64] |= 1ULL << (slot % 64);
 	h->next_detached = p->detached;
 	p->detached = h;
 	p->detached_meta += h->meta;
