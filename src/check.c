@@ -219,10 +219,23 @@ int gmem_check(struct gmem_pool *pool, char *buf, size_t len)
 		invalidate_lock(f);
 		pthread_mutex_lock(&f->lock);
 		ok = file_ok(f, buf, len);
+		uint64_t mine = 0;
+
 		for (uint64_t s = 0; s < f->nr_huge; s++)
-			held += f->huge[s] != NULL;
+			mine += f->huge[s] != NULL;
+		held += mine;
 		pthread_mutex_lock(&p->lock);
 		resv += f->resv;
+		/* A file never holds more than its size in memory and
+		 * reservations together. */
+		if (ok && mine + f->resv > f->nr_huge) {
+			snprintf(buf, len,
+				 "file holds %llu huge pages and reserves %llu, size %llu",
+				 (unsigned long long)mine,
+				 (unsigned long long)f->resv,
+				 (unsigned long long)f->nr_huge);
+			ok = false;
+		}
 		pthread_mutex_unlock(&p->lock);
 		pthread_mutex_unlock(&f->lock);
 		invalidate_unlock(f);
