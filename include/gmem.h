@@ -238,7 +238,13 @@ GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
  * gmem_convert() - convert [@off, @off + @len) to @to, all or nothing.
  * @flags: GMEM_CONVERT_ZERO zeroes the pages that change.
  * @timeout_ms: how long to wait for short-term pins to go (0: not at all;
- *              negative: forever).
+ *              negative: forever).  While it waits the call holds the
+ *              invalidate lock, so every fault, pin, guest access and
+ *              conversion on the file blocks behind it: with a negative
+ *              timeout, a thread that holds a short-term pin on the file
+ *              and enters the file before unpinning deadlocks with it
+ *              (model/README.md, "What the model found").  A finite
+ *              timeout turns that into -EAGAIN.
  * @error_offset: NULL, or receives the first offending page on -EAGAIN or
  *                -EBUSY.
  *

@@ -118,8 +118,16 @@ bool invalidate_held(struct gfile *f)
  */
 void file_kick_merges(struct gfile *f)
 {
-	/* seq_cst: the flag store in file_note_merge() and this load must
-	 * not both pass the lock operations, or the merge would be lost */
+	/*
+	 * A store-buffer pattern: the unpinner stores the flag, then reads the
+	 * lock word (trylock); the holder writes the lock word (unlock), then
+	 * loads the flag.  A release store and a seq_cst load of another
+	 * location may pass each other in C11, so both sides could miss the
+	 * other's store and the merge be lost.  Every caller gets here after
+	 * its store (the note or the unlock): one full fence orders both.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* seq_cst: with the fence above, this load sees the other's store */
 	while (atomic_load_explicit(&f->merge_pending, memory_order_seq_cst)) {
 		if (pthread_rwlock_trywrlock(&f->inval.rw))
 			return;		/* the holder runs them on release */
