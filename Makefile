@@ -106,6 +106,21 @@ model:
 fuzz:
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Micro-benchmarks with kernel anchors (bench/bench.c): `make bench` builds
+# and runs the full set; bench-quick is the smoke run (a few seconds).
+BENCH := $(BUILD)/bench/bench
+.PHONY: bench bench-quick
+bench: $(BENCH)
+	$(BENCH)
+
+bench-quick: $(BENCH)
+	$(BENCH) --quick
+
+$(BENCH): bench/bench.c include/gmem.h $(STATIC) $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(GMEM_CPPFLAGS) $(GMEM_CFLAGS) -o $@ bench/bench.c $(STATIC) \
+		$(GMEM_LDFLAGS) $(GMEM_LDLIBS)
+
 $(STRESS): $(LIB_SRCS) tests/stress/stress.c $(wildcard src/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(GMEM_CPPFLAGS) -DGMEM_RACE_YIELD $(GMEM_CFLAGS) -o $@ \

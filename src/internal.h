@@ -166,6 +166,9 @@ struct gpool {
 	uint64_t arena_frames, arena_next;
 	uint64_t *arena_free;
 	uint64_t arena_nr_free, arena_cap_free;
+	/* set by gmem_pool_destroy(): the arena goes whole, frames need no
+	 * punch one by one (no lock: only the destroying thread runs) */
+	bool tearing_down;
 
 	/* pins: chained hash table by id */
 	struct gpin **pin_hash;

@@ -173,6 +173,7 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 
 	if (!p)
 		return;
+	p->tearing_down = true;
 	for (;;) {
 		struct gfile *f;
 
@@ -432,7 +433,9 @@ void arena_free(struct gpool *p, uint8_t *data)
 {
 	if (!data)
 		return;
-	fallocate(p->arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	/* a freed frame must read zero when reused, and its memory go back */
+	if (!p->tearing_down)
+		fallocate(p->arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		  (off_t)(data - p->arena), (off_t)PAGE_SIZE);
 	pthread_mutex_lock(&p->lock);
 	p->arena_free[p->arena_nr_free++] = (uint64_t)(data - p->arena) >> PAGE_SHIFT;

@@ -4,8 +4,8 @@
 # tests/run.sh [BUILD [FILTER]] - run every test against one build.
 #
 # Runs each unit test program BUILD/tests/unit/test_* (one per
-# tests/unit/test_*.c) and replays each tests/traces/*.trace with
-# BUILD/gmem.  A program passes when it exits 0 and is skipped when it exits
+# tests/unit/test_*.c), replays each tests/traces/*.trace with BUILD/gmem,
+# runs tests/compare/*.sh BUILD and short stress runs.  A program passes when it exits 0 and is skipped when it exits
 # 77 (its last line of output is the reason); a trace passes when replay
 # exits 0, or N if it has a line "# exit: N" (tests/traces/bad/*.trace).
 # One line per test, PASS/FAIL/SKIP, the output of a failure indented below
@@ -106,6 +106,14 @@ for trace in tests/traces/*.trace tests/traces/bad/*.trace; do
 	else
 		run "$name" "$tool" replay "$trace"
 	fi
+done
+
+# `gmem compare`: its traces replay, its JSON has COMPARE.md's shape and
+# the policies differ as the design says (tests/compare/*.sh BUILD).
+for script in tests/compare/*.sh; do
+	[ -e "$script" ] || continue
+	name=${script#tests/}
+	run "$name" "$script" "$build"
 done
 
 # Short bounded stress runs (make stress runs longer ones): real threads on

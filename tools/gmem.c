@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gmem.h"
+#include "compare.h"
 #include "trace.h"
 
 #define EXIT_USAGE 2
@@ -28,8 +29,10 @@ struct subcmd {
 
 static int replay_main(int argc, char **argv);
 
-/* Future subcommands (compare, vm) go here, one line each. */
+/* Future subcommands (vm) go here, one entry each. */
 static const struct subcmd subcmds[] = {
+	{ "compare", "[OPTIONS]", "the policies side by side on built-in workloads",
+	  compare_help, compare_main },
 	{ "replay", "FILE|-", "run a trace (see TRACE.md); - reads stdin",
 	  "Runs a trace, one command a line, and prints \"LINENO: RESULT\" for\n"
 	  "each command on stdout.  FILE - reads the trace from stdin.\n"

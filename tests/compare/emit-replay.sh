@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# tests/compare/emit-replay.sh BUILD - every workload under every policy,
+# written as a trace by `gmem compare --emit-trace` (small sizes), must
+# replay with every `expect` holding: the trace ends with the run's
+# statistics and `check`, so the run and its trace agree on every counter.
+# Metadata only (--backing none): no workload's trace reads content.
+
+set -u
+gmem=${1:-build}/gmem
+fails=0
+runs=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gmem-emit.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+
+for w in tdx-boot pkvm-io vfio-longterm balloon scale; do
+	case $w in
+	pkvm-io | balloon) size=64M ;;
+	tdx-boot) size=2G ;;
+	*) size=1G ;;
+	esac
+	for p in 4k a b-eager b-lazy; do
+		t=$tmp/$w-$p.trace
+		runs=$((runs + 1))
+		if ! "$gmem" compare --workload "$w" --policy "$p" \
+			--guest-size "$size" --ops 400 --seed 7 --backing none \
+			--emit-trace "$t"; then
+			echo "emit failed: $w $p"
+			fails=$((fails + 1))
+			continue
+		fi
+		if ! grep -q '^stats g ' "$t"; then
+			echo "no stats line in the trace of $w $p"
+			fails=$((fails + 1))
+			continue
+		fi
+		if ! "$gmem" replay "$t" >"$tmp/out" 2>&1; then
+			echo "replay of $w $p failed:"
+			tail -n 3 "$tmp/out"
+			fails=$((fails + 1))
+		fi
+	done
+done
+echo "$((runs - fails)) of $runs emitted traces replay"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,730 @@
+// SPDX-License-Identifier: MIT
+/*
+ * compare.c - `gmem compare`: the policies side by side on the built-in
+ * workloads (workload.c).
+ *
+ * Each (workload, policy) pair runs in a child process of its own, so that
+ * its peak RSS (wait4()'s ru_maxrss) and its wall time are its own and a
+ * crash of one run cannot take the others down.  The child sends its
+ * struct wl_result back through a pipe.  Output: a table on stdout, or
+ * COMPARE.md's JSON with --json; --plot DIR has gnuplot draw SVG plots.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compare.h"
+#include "workload.h"
+
+#define EXIT_USAGE 2
+
+struct run {
+	const struct workload *wl;
+	enum gmem_policy policy;
+	struct wl_result res;
+};
+
+struct opts {
+	bool json, quiet;
+	const char *plot_dir, *emit_path;
+	unsigned int wl_mask, pol_mask;
+	struct wl_params par;
+};
+
+/* Progress on stderr: only on a terminal, and only after two seconds. */
+struct progress {
+	bool on;
+	uint64_t start_ns;
+	unsigned int index, total;
+	const char *label;
+	bool shown;
+};
+
+static const enum gmem_policy all_policies[] = {
+	GMEM_POLICY_4K, GMEM_POLICY_A, GMEM_POLICY_B_EAGER, GMEM_POLICY_B_LAZY,
+};
+#define NR_POLICIES 4
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void progress_cb(void *arg, double done)
+{
+	struct progress *p = arg;
+	int width = 30, fill;
+
+	if (!p->on || now_ns() - p->start_ns < 2000000000ULL)
+		return;
+	fill = (int)(done * width);
+	fill = fill < 0 ? 0 : fill > width ? width : fill;
+	fprintf(stderr, "\r[%2u/%-2u] %-24s [%.*s%*s] %3d%%", p->index + 1,
+		p->total, p->label, fill,
+		"##############################", width - fill, "",
+		(int)(done * 100));
+	p->shown = true;
+}
+
+static void progress_end(struct progress *p)
+{
+	if (p->shown)
+		fprintf(stderr, "\r%*s\r", 72, "");
+	p->shown = false;
+}
+
+/* ------------------------------------------------------- parsing words */
+
+/* A size: decimal or 0x hex with an optional K/M/G/T suffix. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	uint64_t v, mul = 1;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		return false;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return false;
+	switch (*end) {
+	case 'K': mul = 1ULL << 10; end++; break;
+	case 'M': mul = 1ULL << 20; end++; break;
+	case 'G': mul = 1ULL << 30; end++; break;
+	case 'T': mul = 1ULL << 40; end++; break;
+	case '\0': break;
+	default: return false;
+	}
+	if (*end || (v && mul > UINT64_MAX / v))
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static bool parse_policy(const char *s, enum gmem_policy *p)
+{
+	for (unsigned int i = 0; i < NR_POLICIES; i++)
+		if (!strcmp(s, policy_name(all_policies[i]))) {
+			*p = all_policies[i];
+			return true;
+		}
+	return false;
+}
+
+/* Comma-separated names into a bit mask; false on an unknown one. */
+static bool parse_list(char *arg, bool policies, unsigned int *mask)
+{
+	char *save = NULL, *tok;
+
+	for (tok = strtok_r(arg, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (policies) {
+			enum gmem_policy p;
+
+			if (!parse_policy(tok, &p)) {
+				fprintf(stderr, "gmem: compare: unknown policy "
+					"'%s' (4k, a, b-eager, b-lazy)\n", tok);
+				return false;
+			}
+			for (unsigned int i = 0; i < NR_POLICIES; i++)
+				if (all_policies[i] == p)
+					*mask |= 1U << i;
+		} else {
+			const struct workload *wl = workload_find(tok);
+
+			if (!wl) {
+				fprintf(stderr, "gmem: compare: unknown "
+					"workload '%s'\n", tok);
+				return false;
+			}
+			*mask |= 1U << (wl - workloads);
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------- running */
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Runs one pair in a child; fills r->res, with ru_maxrss as peak RSS. */
+static void run_one(struct run *r, const struct opts *o, struct progress *pg)
+{
+	struct wl_params par = o->par;
+	struct rusage ru;
+	int fds[2], status = 0;
+	pid_t pid;
+
+	par.progress = progress_cb;
+	par.progress_arg = pg;
+	if (pipe(fds)) {
+		r->res.error = -errno;
+		snprintf(r->res.what, sizeof(r->res.what), "pipe: %s",
+			 strerror(errno));
+		return;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		r->res.error = -errno;
+		snprintf(r->res.what, sizeof(r->res.what), "fork: %s",
+			 strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		struct wl_result res;
+
+		close(fds[0]);
+		workload_run(r->wl, r->policy, &par, NULL, &res);
+		_exit(write_all(fds[1], &res, sizeof(res)) ? 0 : 1);
+	}
+	close(fds[1]);
+	if (!read_all(fds[0], &r->res, sizeof(r->res))) {
+		memset(&r->res, 0, sizeof(r->res));
+		r->res.error = -EPIPE;
+	}
+	close(fds[0]);
+	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
+		;
+	if (r->res.error == -EPIPE) {
+		if (WIFSIGNALED(status))
+			snprintf(r->res.what, sizeof(r->res.what),
+				 "the run died of signal %d",
+				 WTERMSIG(status));
+		else
+			snprintf(r->res.what, sizeof(r->res.what),
+				 "the run exited %d without a result",
+				 WEXITSTATUS(status));
+	}
+	r->res.peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* ------------------------------------------------------------- output */
+
+static double pct(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static double per_gib(uint64_t v, uint64_t guest)
+{
+	return guest ? (double)v * (double)(1ULL << 30) / (double)guest : 0.0;
+}
+
+static void human_bytes(char *buf, size_t len, double v)
+{
+	if (v >= 1 << 30)
+		snprintf(buf, len, "%.1fG", v / (1 << 30));
+	else if (v >= 1 << 20)
+		snprintf(buf, len, "%.1fM", v / (1 << 20));
+	else if (v >= 1 << 10)
+		snprintf(buf, len, "%.1fK", v / (1 << 10));
+	else
+		snprintf(buf, len, "%.0f", v);
+}
+
+static void human_size(char *buf, size_t len, uint64_t v)
+{
+	if (v >= 1ULL << 40 && !(v % (1ULL << 40)))
+		snprintf(buf, len, "%" PRIu64 "T", v >> 40);
+	else if (v >= 1ULL << 30 && !(v % (1ULL << 30)))
+		snprintf(buf, len, "%" PRIu64 "G", v >> 30);
+	else
+		snprintf(buf, len, "%" PRIu64 "M", v >> 20);
+}
+
+static const char *backing_name(int b)
+{
+	switch (b) {
+	case GMEM_BACKING_HUGETLB:
+		return "hugetlb";
+	case GMEM_BACKING_MEMFD:
+		return "memfd";
+	case GMEM_BACKING_NONE:
+		return "none";
+	}
+	return "auto";
+}
+
+static void print_table(const struct run *runs, unsigned int n, FILE *f)
+{
+	const struct workload *last = NULL;
+
+	for (unsigned int i = 0; i < n; i++) {
+		const struct run *r = &runs[i];
+		const struct wl_result *x = &r->res;
+		char meta[16], vmm[16], size[16];
+
+		if (r->wl != last) {
+			fprintf(f, "%s%s: %s\n", last ? "\n" : "", r->wl->name,
+				r->wl->summary);
+			fprintf(f, "%-8s %5s %-7s %-17s %-17s %8s %8s %8s "
+				"%7s %7s %8s %6s %5s %5s %8s %7s %7s %5s %8s %7s\n",
+				"policy", "guest", "backing",
+				"guest 1G/2M/4K %", "iommu 1G/2M/4K %",
+				"meta/GiB", "vmem/GiB", "convs", "p50 us",
+				"p99 us", "max us", "eagain", "ebusy",
+				"eopns", "wait ms", "splits", "merges",
+				"ret", "wall ms", "rss MiB");
+			last = r->wl;
+		}
+		if (x->error) {
+			fprintf(f, "%-8s failed: %s (%s)\n",
+				policy_name(r->policy), x->what,
+				gmem_errno_name(x->error));
+			continue;
+		}
+		human_size(size, sizeof(size), x->guest_bytes);
+		human_bytes(meta, sizeof(meta),
+			    per_gib(x->meta_bytes, x->guest_bytes));
+		human_bytes(vmm, sizeof(vmm),
+			    per_gib(x->vmemmap_bytes, x->guest_bytes));
+		fprintf(f, "%-8s %5s %-7s %5.1f/%5.1f/%5.1f %5.1f/%5.1f/%5.1f "
+			"%8s %8s %8" PRIu64 " %7.1f %7.1f %8.1f %6" PRIu64
+			" %5" PRIu64 " %5" PRIu64 " %8.1f %7" PRIu64 " %7"
+			PRIu64 " %5" PRIu64 " %8.0f %7.0f\n",
+			policy_name(r->policy), size,
+			backing_name(x->backing),
+			pct(x->guest_at[0], x->guest_bytes),
+			pct(x->guest_at[1], x->guest_bytes),
+			pct(x->guest_at[2], x->guest_bytes),
+			pct(x->iommu_at[0], x->guest_bytes),
+			pct(x->iommu_at[1], x->guest_bytes),
+			pct(x->iommu_at[2], x->guest_bytes), meta, vmm,
+			x->conversions, x->convert_p50 / 1e3,
+			x->convert_p99 / 1e3, x->convert_max / 1e3,
+			x->eagain, x->ebusy, x->eopnotsupp,
+			x->pin_wait_ns / 1e6, x->shatters, x->collapses,
+			x->pool_pages_returned, x->wall_ns / 1e6,
+			x->peak_rss_bytes / 1048576.0);
+	}
+	fprintf(f, "\nguest/iommu: %% of guest memory mapped at each level "
+		   "after a prefault of all of it; meta: gmem's descriptors; "
+		   "vmem: the kernel's\nvmemmap (64 B per 4K page, 4 KiB per "
+		   "huge page under HVO); convs: successful conversions; "
+		   "p50/p99/max over every\nconvert call; wait: time "
+		   "conversions waited for in-flight I/O to drop its pins; "
+		   "ret: huge pages returned to the pool.\n");
+}
+
+static void json_levels(FILE *f, const char *key, const uint64_t v[3])
+{
+	fprintf(f, "\"%s\": {\"1g\": %" PRIu64 ", \"2m\": %" PRIu64
+		", \"4k\": %" PRIu64 "}", key, v[0], v[1], v[2]);
+}
+
+static void print_json(const struct run *runs, unsigned int n,
+		       const struct opts *o, FILE *f)
+{
+	const struct workload *last = NULL;
+
+	fprintf(f, "{\n  \"gmem_version\": \"%s\",\n  \"seed\": %" PRIu64
+		",\n  \"workloads\": [", GMEM_VERSION_STRING, o->par.seed);
+	for (unsigned int i = 0; i < n; i++) {
+		const struct run *r = &runs[i];
+		const struct wl_result *x = &r->res;
+
+		if (r->wl != last) {
+			if (last)
+				fprintf(f, "\n      ]\n    },");
+			fprintf(f, "\n    {\n      \"name\": \"%s\",\n"
+				"      \"guest_bytes\": %" PRIu64 ",\n"
+				"      \"huge_page_bytes\": %" PRIu64 ",\n"
+				"      \"policies\": [", r->wl->name,
+				workload_size(r->wl, GMEM_POLICY_B_LAZY,
+					      o->par.guest_size),
+				r->wl->huge_page);
+		} else {
+			fprintf(f, ",");
+		}
+		last = r->wl;
+		fprintf(f, "\n        {\n          \"policy\": \"%s\",\n"
+			"          \"guest_bytes\": %" PRIu64 ",\n"
+			"          \"backing\": \"%s\",\n          ",
+			policy_name(r->policy), x->guest_bytes,
+			backing_name(x->backing));
+		if (x->error) {
+			fprintf(f, "\"error\": \"%s\",\n          "
+				"\"error_what\": \"", gmem_errno_name(x->error));
+			for (const char *c = x->what; *c; c++)
+				fprintf(f, *c == '"' || *c == '\\' ? "\\%c" :
+					"%c", *c);
+			fprintf(f, "\"\n        }");
+			continue;
+		}
+		json_levels(f, "guest_bytes_at", x->guest_at);
+		fprintf(f, ",\n          ");
+		json_levels(f, "iommu_bytes_at", x->iommu_at);
+		fprintf(f, ",\n          \"meta_bytes\": %" PRIu64
+			",\n          \"vmemmap_bytes\": %" PRIu64
+			",\n          \"conversions\": %" PRIu64
+			",\n          \"convert_calls\": %" PRIu64
+			",\n          \"convert_ns\": {\"p50\": %" PRIu64
+			", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}"
+			",\n          \"failed\": {\"eagain\": %" PRIu64
+			", \"ebusy\": %" PRIu64 ", \"eopnotsupp\": %" PRIu64
+			"},\n          \"pin_wait_ns\": %" PRIu64
+			",\n          \"shatters\": %" PRIu64
+			",\n          \"collapses\": %" PRIu64
+			",\n          \"pool_pages_returned\": %" PRIu64
+			",\n          \"zaps\": %" PRIu64
+			",\n          \"wall_ns\": %" PRIu64
+			",\n          \"peak_rss_bytes\": %" PRIu64
+			"\n        }", x->meta_bytes, x->vmemmap_bytes,
+			x->conversions, x->convert_calls, x->convert_p50,
+			x->convert_p99, x->convert_max, x->eagain, x->ebusy,
+			x->eopnotsupp, x->pin_wait_ns, x->shatters,
+			x->collapses, x->pool_pages_returned, x->zaps,
+			x->wall_ns, x->peak_rss_bytes);
+	}
+	if (last)
+		fprintf(f, "\n      ]\n    }\n  ");
+	fprintf(f, "]\n}\n");
+}
+
+/* ---------------------------------------------------------------- plots */
+
+static int plot(const struct run *runs, unsigned int n, const char *dir)
+{
+	char path[4096];
+	FILE *f;
+	int rc;
+
+	if (mkdir(dir, 0777) && errno != EEXIST) {
+		fprintf(stderr, "gmem: compare: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/compare.dat", dir);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "gmem: compare: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# run guest1g%% guest2m%% guest4k%% meta/GiB vmemmap/GiB "
+		   "p50us p99us maxus\n");
+	for (unsigned int i = 0; i < n; i++) {
+		const struct wl_result *x = &runs[i].res;
+
+		if (x->error)
+			continue;
+		fprintf(f, "\"%s/%s\" %.3f %.3f %.3f %.1f %.1f %.3f %.3f "
+			"%.3f\n", runs[i].wl->name,
+			policy_name(runs[i].policy),
+			pct(x->guest_at[0], x->guest_bytes),
+			pct(x->guest_at[1], x->guest_bytes),
+			pct(x->guest_at[2], x->guest_bytes),
+			per_gib(x->meta_bytes, x->guest_bytes),
+			per_gib(x->vmemmap_bytes, x->guest_bytes),
+			x->convert_p50 / 1e3, x->convert_p99 / 1e3,
+			x->convert_max / 1e3);
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/compare.gp", dir);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "gmem: compare: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f,
+		"set terminal svg size 1100,520 dynamic font 'sans,11'\n"
+		"set datafile separator whitespace\n"
+		"set style data histograms\n"
+		"set style fill solid 0.85 border -1\n"
+		"set xtics rotate by -40 left\n"
+		"set key outside right top\n"
+		"set grid ytics\n"
+		"set output 'coverage.svg'\n"
+		"set title 'Guest memory mapped at each level (%%, after a full prefault)'\n"
+		"set style histogram rowstacked\n"
+		"set yrange [0:100]\n"
+		"plot 'compare.dat' using 2:xtic(1) title '1G', '' using 3 title '2M', '' using 4 title '4K'\n"
+		"set output 'metadata.svg'\n"
+		"set title 'Metadata per GiB of guest memory (bytes, log scale)'\n"
+		"set style histogram clustered gap 1\n"
+		"set yrange [1:*]\n"
+		"set logscale y\n"
+		"plot 'compare.dat' using ($5+1):xtic(1) title 'gmem descriptors', '' using ($6+1) title 'kernel vmemmap'\n"
+		"set output 'latency.svg'\n"
+		"set title 'Conversion latency (us, log scale)'\n"
+		"plot 'compare.dat' using ($7+0.01):xtic(1) title 'p50', '' using ($8+0.01) title 'p99', '' using ($9+0.01) title 'max'\n");
+	fclose(f);
+	snprintf(path, sizeof(path), "cd '%s' && gnuplot compare.gp", dir);
+	rc = system(path);
+	if (rc != 0) {
+		fprintf(stderr, "gmem: compare: gnuplot failed (is it installed? "
+			"apt-get install gnuplot-nox); data left in %s\n", dir);
+		return -1;
+	}
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "gmem: compare: wrote %s/coverage.svg, "
+			"metadata.svg, latency.svg\n", dir);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: gmem compare [--workload W[,W...]] [--policy P[,P...]]\n"
+		   "                    [--guest-size S] [--seed N] [--ops N]\n"
+		   "                    [--backing auto|hugetlb|memfd|none]\n"
+		   "                    [--json] [--plot DIR] [--emit-trace FILE|-]\n");
+}
+
+const char compare_help[] =
+	"Runs built-in workloads under each policy (4k, a, b-eager, b-lazy),\n"
+	"each run in a process of its own, and prints one table: guest and\n"
+	"IOMMU memory mapped at 1G/2M/4K (after the guest touched all of its\n"
+	"memory), metadata per GiB (gmem's descriptors and the kernel's\n"
+	"vmemmap), conversion latency p50/p99/max over every call, failed\n"
+	"conversions (EAGAIN, EBUSY) and long-term pins refused (EOPNOTSUPP),\n"
+	"time spent waiting for in-flight I/O to drop its pins, splits,\n"
+	"merges, huge pages returned to the pool, wall time and peak RSS.\n"
+	"\n"
+	"Workloads:\n"
+	"  tdx-boot       16 GiB on 1G pages: bounce buffer, virtio pages,\n"
+	"                 I/O buffer churn under in-flight host I/O\n"
+	"  pkvm-io        2 GiB on 2M pages: share/pin/unpin/unshare per I/O\n"
+	"  vfio-longterm  4 GiB on 1G pages: long-term pinned DMA buffers\n"
+	"                 beside converting pages\n"
+	"  balloon        4 GiB on 2M pages: punch whole and partial huge\n"
+	"                 pages, touch again\n"
+	"  scale          1 TiB (metadata only) on 1G pages, 10^6 conversions;\n"
+	"                 4k and b-eager run at 16 GiB (their per-4K\n"
+	"                 metadata is the cost compared; it is linear in size)\n"
+	"\n"
+	"Options:\n"
+	"  --workload W,...   only these workloads (default: all)\n"
+	"  --policy P,...     only these policies (default: all four)\n"
+	"  --guest-size S     guest memory size (e.g. 4G; a multiple of the\n"
+	"                     workload's huge page size)\n"
+	"  --seed N           the guest's choices (default 1): every policy\n"
+	"                     runs the same guest\n"
+	"  --ops N            the workload's operation count (I/Os,\n"
+	"                     conversions, balloon rounds)\n"
+	"  --backing B        the pool's memory (default: the workload's, auto\n"
+	"                     = hugetlbfs where enough huge pages are free)\n"
+	"  --json             COMPARE.md's JSON on stdout instead of the table\n"
+	"  --plot DIR         also write coverage.svg, metadata.svg and\n"
+	"                     latency.svg into DIR (needs gnuplot)\n"
+	"  --emit-trace FILE  run one workload under one policy in this\n"
+	"                     process and write it as a self-checking trace\n"
+	"                     (- for stdout); `gmem replay FILE` reproduces\n"
+	"                     every statistic but the times\n"
+	"\n"
+	"Exit status: 0 every run completed; 1 a run failed (its row says\n"
+	"why); 2 a usage error.\n";
+
+static int emit_trace(const struct opts *o)
+{
+	const struct workload *wl = NULL;
+	enum gmem_policy policy = GMEM_POLICY_B_LAZY;
+	struct wl_result res;
+	unsigned int nw = 0, np = 0;
+	FILE *f;
+	int ret;
+
+	for (unsigned int i = 0; i < nr_workloads; i++)
+		if (o->wl_mask & (1U << i)) {
+			wl = &workloads[i];
+			nw++;
+		}
+	for (unsigned int i = 0; i < NR_POLICIES; i++)
+		if (o->pol_mask & (1U << i)) {
+			policy = all_policies[i];
+			np++;
+		}
+	if (nw != 1 || np != 1) {
+		fprintf(stderr, "gmem: compare: --emit-trace needs one "
+			"--workload and one --policy\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(o->emit_path, "-")) {
+		f = stdout;
+	} else {
+		f = fopen(o->emit_path, "w");
+		if (!f) {
+			fprintf(stderr, "gmem: compare: %s: %s\n", o->emit_path,
+				strerror(errno));
+			return EXIT_USAGE;
+		}
+	}
+	ret = workload_run(wl, policy, &o->par, f, &res);
+	if (f != stdout && fclose(f)) {
+		fprintf(stderr, "gmem: compare: %s: %s\n", o->emit_path,
+			strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if (ret) {
+		fprintf(stderr, "gmem: compare: %s under %s failed: %s (%s)\n",
+			wl->name, policy_name(policy), res.what,
+			gmem_errno_name(ret));
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}
+
+int compare_main(int argc, char **argv)
+{
+	struct opts o = { .par = { .seed = 1, .backing = -1 } };
+	struct progress pg = { 0 };
+	struct run *runs;
+	unsigned int n = 0, failed = 0;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool takes = true;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			printf("\n%s", compare_help);
+			return EXIT_SUCCESS;
+		} else if (!strcmp(a, "--json")) {
+			o.json = true;
+			takes = false;
+		} else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+			o.quiet = true;
+			takes = false;
+		}
+		if (!takes)
+			continue;
+		if (!v) {
+			fprintf(stderr, "gmem: compare: %s needs a value\n", a);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		if (!strcmp(a, "--workload")) {
+			if (!parse_list(v, false, &o.wl_mask))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--policy")) {
+			if (!parse_list(v, true, &o.pol_mask))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--guest-size")) {
+			if (!parse_size(v, &o.par.guest_size) ||
+			    !o.par.guest_size) {
+				fprintf(stderr, "gmem: compare: bad size '%s'\n", v);
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(a, "--seed")) {
+			if (!parse_size(v, &o.par.seed)) {
+				fprintf(stderr, "gmem: compare: bad seed '%s'\n", v);
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(a, "--ops")) {
+			if (!parse_size(v, &o.par.ops) || !o.par.ops) {
+				fprintf(stderr, "gmem: compare: bad count '%s'\n", v);
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(a, "--backing")) {
+			static const char *const names[] = {
+				"auto", "hugetlb", "memfd", "none" };
+			o.par.backing = -1;
+			for (int b = 0; b < 4; b++)
+				if (!strcmp(v, names[b]))
+					o.par.backing = b;
+			if (o.par.backing < 0) {
+				fprintf(stderr, "gmem: compare: unknown backing "
+					"'%s'\n", v);
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(a, "--plot")) {
+			o.plot_dir = v;
+		} else if (!strcmp(a, "--emit-trace")) {
+			o.emit_path = v;
+		} else {
+			fprintf(stderr, "gmem: compare: unknown option '%s'\n", a);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		i++;
+	}
+	if (!o.wl_mask)
+		o.wl_mask = (1U << nr_workloads) - 1;
+	if (!o.pol_mask)
+		o.pol_mask = (1U << NR_POLICIES) - 1;
+	if (o.emit_path)
+		return emit_trace(&o);
+
+	runs = calloc((size_t)nr_workloads * NR_POLICIES, sizeof(*runs));
+	if (!runs) {
+		fprintf(stderr, "gmem: compare: out of memory\n");
+		return EXIT_FAILURE;
+	}
+	for (unsigned int w = 0; w < nr_workloads; w++)
+		for (unsigned int p = 0; p < NR_POLICIES; p++)
+			if ((o.wl_mask & (1U << w)) && (o.pol_mask & (1U << p))) {
+				runs[n].wl = &workloads[w];
+				runs[n].policy = all_policies[p];
+				n++;
+			}
+	pg.on = !o.quiet && isatty(STDERR_FILENO);
+	pg.start_ns = now_ns();
+	pg.total = n;
+	for (unsigned int k = 0; k < n; k++) {
+		char label[64];
+
+		snprintf(label, sizeof(label), "%s %s", runs[k].wl->name,
+			 policy_name(runs[k].policy));
+		pg.index = k;
+		pg.label = label;
+		progress_cb(&pg, 0);
+		run_one(&runs[k], &o, &pg);
+		failed += runs[k].res.error != 0;
+	}
+	progress_end(&pg);
+	if (o.json)
+		print_json(runs, n, &o, stdout);
+	else
+		print_table(runs, n, stdout);
+	if (o.plot_dir && plot(runs, n, o.plot_dir))
+		failed++;
+	free(runs);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
