@@ -7,7 +7,7 @@
  * its peak RSS (wait4()'s ru_maxrss) and its wall time are its own and a
  * crash of one run cannot take the others down.  The child sends its
  * struct wl_result back through a pipe.  Output: a table on stdout, or
- * COMPARE.md's JSON with --json; --plot DIR has gnuplot draw SVG plots.
+ * COMPARE.md's JSON with --json; --plot DIR has gnuplot draw PNG plots.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -471,27 +471,29 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 		return -1;
 	}
 	fprintf(f,
-		"set terminal svg size 1100,520 dynamic font 'sans,11'\n"
+		"set terminal pngcairo size 1200,600 font 'sans,10'\n"
 		"set datafile separator whitespace\n"
 		"set style data histograms\n"
 		"set style fill solid 0.85 border -1\n"
-		"set xtics rotate by -40 left\n"
+		"set xtics rotate by 35 right nomirror\n"
+		"set bmargin 9\n"
 		"set key outside right top\n"
 		"set grid ytics\n"
-		"set output 'coverage.svg'\n"
+		"set output 'coverage.png'\n"
 		"set title 'Guest memory mapped at each level (%%, after a full prefault)'\n"
 		"set style histogram rowstacked\n"
 		"set yrange [0:100]\n"
 		"plot 'compare.dat' using 2:xtic(1) title '1G', '' using 3 title '2M', '' using 4 title '4K'\n"
-		"set output 'metadata.svg'\n"
+		"set output 'metadata.png'\n"
 		"set title 'Metadata per GiB of guest memory (bytes, log scale)'\n"
 		"set style histogram clustered gap 1\n"
 		"set yrange [1:*]\n"
 		"set logscale y\n"
 		"plot 'compare.dat' using ($5+1):xtic(1) title 'gmem descriptors', '' using ($6+1) title 'kernel vmemmap'\n"
-		"set output 'latency.svg'\n"
-		"set title 'Conversion latency (us, log scale)'\n"
-		"plot 'compare.dat' using ($7+0.01):xtic(1) title 'p50', '' using ($8+0.01) title 'p99', '' using ($9+0.01) title 'max'\n");
+		"set output 'latency.png'\n"
+		"set title 'Conversion latency, every call (ns, log scale)'\n"
+		"set yrange [10:*]\n"
+		"plot 'compare.dat' using ($7*1000):xtic(1) title 'p50', '' using ($8*1000) title 'p99', '' using ($9*1000) title 'max'\n");
 	fclose(f);
 	snprintf(path, sizeof(path), "cd '%s' && gnuplot compare.gp", dir);
 	rc = system(path);
@@ -501,8 +503,8 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 		return -1;
 	}
 	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "gmem: compare: wrote %s/coverage.svg, "
-			"metadata.svg, latency.svg\n", dir);
+		fprintf(stderr, "gmem: compare: wrote %s/coverage.png, "
+			"metadata.png, latency.png\n", dir);
 	return 0;
 }
 
@@ -550,8 +552,8 @@ const char compare_help[] =
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
 	"  --json             COMPARE.md's JSON on stdout instead of the table\n"
-	"  --plot DIR         also write coverage.svg, metadata.svg and\n"
-	"                     latency.svg into DIR (needs gnuplot)\n"
+	"  --plot DIR         also write coverage.png, metadata.png and\n"
+	"                     latency.png into DIR (needs gnuplot)\n"
 	"  --emit-trace FILE  run one workload under one policy in this\n"
 	"                     process and write it as a self-checking trace\n"
 	"                     (- for stdout); `gmem replay FILE` reproduces\n"
