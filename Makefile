@@ -6,7 +6,9 @@
 #   make check        the above, the unit tests, then tests/run.sh
 #   make asan         make check in build-asan/ with ASan+UBSan
 #   make tsan         make check in build-tsan/ with TSan
-#   make install      PREFIX=/usr/local DESTDIR= (library, header, tool, .pc)
+#   make install      PREFIX=/usr/local DESTDIR= (libraries, header, tool,
+#                     gmem.pc, man pages); make uninstall removes them
+#   make bench        the micro-benchmarks (bench/)
 #   make clean
 #
 # One set of variables picks a build: BUILD (the directory), OPT and SAN,
@@ -37,6 +39,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 
 # Libraries the library needs beyond libc (e.g. -lurcu) go here.
 GMEM_LIBS :=
@@ -77,7 +80,7 @@ endif
 # boundaries (-DGMEM_RACE_YIELD), to widen race windows.
 STRESS := $(BUILD)/tests/stress/stress
 
-.PHONY: all tests check asan tsan stress model fuzz install clean FORCE
+.PHONY: all tests check asan tsan stress model fuzz install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(TOOL) $(TOP_TOOL)
@@ -181,6 +184,22 @@ install: all $(BUILD)/gmem.pc
 	ln -sf libgmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgmem.so.$(MAJOR)
 	ln -sf libgmem.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libgmem.so
 	install -m 644 $(BUILD)/gmem.pc $(DESTDIR)$(LIBDIR)/pkgconfig/gmem.pc
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man5
+	install -m 644 man/gmem.1 $(DESTDIR)$(MANDIR)/man1/gmem.1
+	install -m 644 man/libgmem.3 $(DESTDIR)$(MANDIR)/man3/libgmem.3
+	install -m 644 man/gmem-trace.5 $(DESTDIR)$(MANDIR)/man5/gmem-trace.5
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gmem $(DESTDIR)$(INCLUDEDIR)/gmem.h \
+		$(DESTDIR)$(LIBDIR)/libgmem.a \
+		$(DESTDIR)$(LIBDIR)/libgmem.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libgmem.so.$(MAJOR) \
+		$(DESTDIR)$(LIBDIR)/libgmem.so \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/gmem.pc \
+		$(DESTDIR)$(MANDIR)/man1/gmem.1 \
+		$(DESTDIR)$(MANDIR)/man3/libgmem.3 \
+		$(DESTDIR)$(MANDIR)/man5/gmem-trace.5
 
 clean:
 	rm -rf $(sort build build-asan build-tsan $(BUILD)) gmem

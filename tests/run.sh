@@ -5,8 +5,9 @@
 #
 # Runs each unit test program BUILD/tests/unit/test_* (one per
 # tests/unit/test_*.c), replays each tests/traces/*.trace with BUILD/gmem,
-# runs tests/compare/*.sh BUILD and short stress runs.  A program passes when it exits 0 and is skipped when it exits
-# 77 (its last line of output is the reason); a trace passes when replay
+# runs tests/compare/*.sh and tests/ship/*.sh BUILD, and short stress
+# runs.  A program passes when it exits 0 and is skipped when it exits 77
+# (its last line of output is the reason); a trace passes when replay
 # exits 0, or N if it has a line "# exit: N" (tests/traces/bad/*.trace).
 # One line per test, PASS/FAIL/SKIP, the output of a failure indented below
 # it, and last "N passed, N failed" (", N skipped" when some were).
@@ -108,9 +109,11 @@ for trace in tests/traces/*.trace tests/traces/bad/*.trace; do
 	fi
 done
 
-# `gmem compare`: its traces replay, its JSON has COMPARE.md's shape and
-# the policies differ as the design says (tests/compare/*.sh BUILD).
-for script in tests/compare/*.sh; do
+# Script tests, each run as SCRIPT BUILD: `gmem compare` (its traces
+# replay, its JSON has COMPARE.md's shape, the policies differ as the
+# design says, the plots are drawn) and shipping (install and build the
+# examples with pkg-config, the exported symbols, the man pages).
+for script in tests/compare/*.sh tests/ship/*.sh; do
 	[ -e "$script" ] || continue
 	name=${script#tests/}
 	run "$name" "$script" "$build"
