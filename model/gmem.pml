@@ -234,9 +234,10 @@ inline run_merges()
 
 /*
  * file_kick_merges(): called after every release of the invalidate lock
- * and by gmem_unpin().  While merge_pending: try-lock the invalidate lock
- * exclusively; on failure return (its holder kicks on release); else run
- * the merges under f->lock, release, and test the flag again.
+ * and by a gmem_unpin() that noted a merge.  While merge_pending: try-lock
+ * the invalidate lock exclusively; on failure return (its holder kicks on
+ * release); else run the merges under f->lock, release, and test the flag
+ * again.
  */
 inline kick_merges()
 {
@@ -563,8 +564,9 @@ proctype converter(byte c)
 
 /* ------------------------------------- host faults and pins (mm.c, gup.c) */
 
-/* gmem_unpin(): f->lock only, never the invalidate lock (the caller then
- * runs file_kick_merges()) */
+/* gmem_unpin(): f->lock only, never the invalidate lock.  It notes a
+ * merge only if a pinned folio lies in a split block (pin_may_merge():
+ * not INTACT), and then the caller runs file_kick_merges() (kick) */
 inline unpin_locked()
 {
 	d_step {
@@ -573,6 +575,10 @@ inline unpin_locked()
 			if
 			:: pinf[h * NSUB + k] != 0 ->
 				F = pinf[h * NSUB + k] - 1;	/* folio_unpin() */
+				if
+				:: F != INTACT -> kick = true	/* pin_may_merge() */
+				:: else
+				fi;
 				ref[F]--;
 				pinc[F]--;
 				lt[F] = lt[F] - pinlt[h];
@@ -581,8 +587,13 @@ inline unpin_locked()
 			fi
 		}
 		pinlt[h] = 0;
-		printf("host%d: unpin (merge noted, broadcast)\n", h);
-		note_merge();				/* file_note_merge() */
+		if
+		:: kick ->
+			printf("host%d: unpin (merge noted, broadcast)\n", h);
+			note_merge()			/* file_note_merge() */
+		:: else ->
+			printf("host%d: unpin (intact: no merge noted, broadcast)\n", h)
+		fi;
 		if
 		:: cv_waiting -> cv_sig = true		/* pthread_cond_broadcast */
 		:: else
@@ -599,6 +610,7 @@ proctype host(byte h)
 {
 	byte n, op, s, lo, hi;
 	bool longterm;
+	bool kick;		/* this call must run file_kick_merges() */
 
 	do
 	:: n == HOST_OPS(h) -> break
@@ -695,20 +707,28 @@ proctype host(byte h)
 		   }
 		:: unpin_locked()		/* gmem_unpin(): op stays 0 */
 		fi;
-		/* invalidate_unlock_shared() (faults, pins), then the kick */
+		/* invalidate_unlock_shared() (faults, pins), then the kick;
+		 * an unpin kicks only if it noted a merge */
 		atomic {
 			if
-			:: op != 0 -> rdunlock()	/* not after an unpin */
+			:: op != 0 -> rdunlock(); kick = true	/* not after an unpin */
 			:: else
 			fi;
 			op = 0;
 			n++
 		};
-		kick_merges()
+		if
+		:: kick -> kick = false; kick_merges()
+		:: else
+		fi
 	od;
 	/* the process exits: drop its pin */
 	if
-	:: unpin_locked(); kick_merges()
+	:: unpin_locked();
+	   if
+	   :: kick -> kick = false; kick_merges()
+	   :: else
+	   fi
 	:: !PINNED(h)
 	fi
 }

@@ -7,6 +7,11 @@
  * the n-th failure point from now fails (walks every failure point of an
  * operation in turn), or each point fails with a probability (stress).
  * Failure points are gmem_alloc() and the system calls that set up memory.
+ *
+ * Until a test first calls one of the gmem_inject_*() controls, injection
+ * is disarmed: a failure point is one relaxed load of @armed, and does not
+ * touch the shared counter (a process-wide cache line every allocating
+ * thread would otherwise write).  Once armed, every point counts.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -14,6 +19,7 @@
 #include "alloc.h"
 
 static struct {
+	atomic_bool armed;		/* a control was called; never cleared */
 	atomic_ullong calls;		/* failure points passed since reset */
 	atomic_ullong fail_at;		/* 1-based; 0: off */
 	atomic_uint permille;		/* random mode; 0: off */
@@ -31,15 +37,27 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* relaxed: see gmem_inject_should_fail() */
+static void inj_arm(void)
+{
+	atomic_store_explicit(&inj.armed, true, memory_order_relaxed);
+}
+
 bool gmem_inject_should_fail(void)
 {
+	uint64_t n, at;
+	unsigned int pm;
+	bool fail;
+
+	/* relaxed: a test arms before it starts the calls it counts (same
+	 * thread, or before creating the threads: creation orders it) */
+	if (!atomic_load_explicit(&inj.armed, memory_order_relaxed))
+		return false;
 	/* relaxed: the counters order nothing; tests read them when quiet */
-	uint64_t n = atomic_fetch_add_explicit(&inj.calls, 1,
-					      memory_order_relaxed) + 1;
-	uint64_t at = atomic_load_explicit(&inj.fail_at, memory_order_relaxed);
-	unsigned int pm = atomic_load_explicit(&inj.permille,
-					       memory_order_relaxed);
-	bool fail = at == n;
+	n = atomic_fetch_add_explicit(&inj.calls, 1, memory_order_relaxed) + 1;
+	at = atomic_load_explicit(&inj.fail_at, memory_order_relaxed);
+	pm = atomic_load_explicit(&inj.permille, memory_order_relaxed);
+	fail = at == n;
 
 	if (!fail && pm) {
 		uint64_t s = atomic_load_explicit(&inj.seed,
@@ -55,6 +73,7 @@ bool gmem_inject_should_fail(void)
 
 void gmem_inject_reset(void)
 {
+	inj_arm();
 	atomic_store_explicit(&inj.fail_at, 0, memory_order_relaxed);
 	atomic_store_explicit(&inj.permille, 0, memory_order_relaxed);
 	atomic_store_explicit(&inj.calls, 0, memory_order_relaxed);
@@ -63,12 +82,14 @@ void gmem_inject_reset(void)
 
 void gmem_inject_fail_nth(uint64_t n)
 {
+	inj_arm();
 	atomic_store_explicit(&inj.calls, 0, memory_order_relaxed);
 	atomic_store_explicit(&inj.fail_at, n, memory_order_relaxed);
 }
 
 void gmem_inject_fail_random(unsigned int permille, uint64_t seed)
 {
+	inj_arm();
 	atomic_store_explicit(&inj.seed, seed, memory_order_relaxed);
 	atomic_store_explicit(&inj.permille, permille, memory_order_relaxed);
 }

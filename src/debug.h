@@ -52,7 +52,8 @@
 
 /*
  * GM_RACE_YIELD(): with -DGMEM_RACE_YIELD (stress builds), give up the CPU
- * now and then at lock boundaries, to widen race windows.
+ * now and then at lock boundaries, to widen race windows.  GM_RACE_COIN():
+ * in those builds, true now and then (a fast path skipped), else 0.
  */
 #ifdef GMEM_RACE_YIELD
 #include <sched.h>
@@ -67,8 +68,20 @@ static inline void gm_race_yield(void)
 		sched_yield();
 }
 #define GM_RACE_YIELD() gm_race_yield()
+/* GM_RACE_COIN(): true now and then, to take a fast path's fallback. */
+static inline int gm_race_coin(void)
+{
+	static _Thread_local unsigned int x = 88675123U;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return (x & 3) == 0;
+}
+#define GM_RACE_COIN() gm_race_coin()
 #else
 #define GM_RACE_YIELD() do { } while (0)
+#define GM_RACE_COIN() 0
 #endif
 
 #endif /* GMEM_DEBUG_H */

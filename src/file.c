@@ -347,6 +347,7 @@ int gmem_file_close(struct gmem_file *file)
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	pinmap_destroy(&f->pinmap);
+	pin_cache_destroy(f);
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
 	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));

@@ -146,33 +146,72 @@ static void pin_table_insert(struct gpool *p, struct gpin *pin)
 	*b = pin;
 }
 
-static struct gpin *pin_table_find(struct gpool *p, uint64_t id)
+/* The link that points at pin @id, or at the NULL ending its chain. */
+static struct gpin **pin_table_link(struct gpool *p, uint64_t id)
 {
-	struct gpin *pin = p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
+	struct gpin **pp = &p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
 
-	while (pin && pin->id != id)
-		pin = pin->hash_next;
-	return pin;
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->hash_next;
+	return pp;
 }
 
 static struct gpin *pin_table_remove(struct gpool *p, uint64_t id)
 {
-	struct gpin **pp = &p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
+	struct gpin **pp = pin_table_link(p, id);
+	struct gpin *pin = *pp;
 
-	for (; *pp; pp = &(*pp)->hash_next) {
-		if ((*pp)->id == id) {
-			struct gpin *pin = *pp;
-
-			*pp = pin->hash_next;
-			return pin;
-		}
-	}
-	return NULL;
+	if (pin)
+		*pp = pin->hash_next;
+	return pin;
 }
 
 static size_t pin_bytes(uint32_t nr_segs)
 {
 	return sizeof(struct gpin) + nr_segs * sizeof(struct gpin_seg);
+}
+
+/*
+ * Pin records of one segment (the common case: a 4K pin, or a few pages of
+ * one folio) are kept for reuse on their file, up to PIN_CACHE_MAX, so a
+ * pin+unpin loop allocates nothing.  Context: file lock.
+ */
+#define PIN_CACHE_MAX 8
+
+static struct gpin *pin_alloc(struct gfile *f, uint32_t nr_segs)
+{
+	struct gpin *pin = f->pin_cache;
+
+	if (nr_segs != 1 || !pin)
+		return gmem_alloc(pin_bytes(nr_segs));
+	f->pin_cache = pin->hash_next;
+	f->nr_pin_cache--;
+	memset(pin, 0, pin_bytes(1));
+	return pin;
+}
+
+/* A record leaves use: keep it on an open file, else free it (after the
+ * file lock is dropped: returns true if the caller must free it). */
+static bool pin_release(struct gfile *f, struct gpin *pin)
+{
+	if (pin->nr_segs != 1 || f->closed || f->nr_pin_cache >= PIN_CACHE_MAX)
+		return true;
+	pin->hash_next = f->pin_cache;
+	f->pin_cache = pin;
+	f->nr_pin_cache++;
+	return false;
+}
+
+/** pin_cache_destroy() - free a closing file's spare pin records. */
+void pin_cache_destroy(struct gfile *f)
+{
+	while (f->pin_cache) {
+		struct gpin *pin = f->pin_cache;
+
+		f->pin_cache = pin->hash_next;
+		gmem_free(pin, pin_bytes(1));
+	}
+	f->nr_pin_cache = 0;
 }
 
 /* ---------------------------------------------------------------- pin */
@@ -216,6 +255,9 @@ static void pin_undo_alloc(struct gfile *f, uint64_t *undo, uint64_t nr)
 	}
 }
 
+/* Pins of up to this many pages keep their undo list on the stack. */
+#define PIN_UNDO_SMALL 16
+
 int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	     uint64_t len, unsigned int flags, uint64_t *id, void **pages)
 {
@@ -224,6 +266,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	bool longterm = flags & GMEM_PIN_LONGTERM;
 	bool excl = flags & GMEM_PIN_EXCLUSIVE;
 	uint64_t pg0, pg1, nr = 0, nr_undo = 0, *undo = NULL;
+	uint64_t undo_small[PIN_UNDO_SMALL];
 	uint32_t nr_segs = 0;
 	struct gpin *pin = NULL;
 	struct gvma *v;
@@ -240,12 +283,12 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		ret = -EINVAL;
 		goto out;
 	}
-	v = vma_find(to_mm(mmp), f);
+	pthread_mutex_lock(&f->lock);
+	v = vma_find_locked(f, to_mm(mmp));
 	if (!v) {
 		ret = -EFAULT;
-		goto out;
+		goto unlock;
 	}
-	pthread_mutex_lock(&f->lock);
 	if (longterm && f->policy == GMEM_POLICY_A) {
 		pool_count(p, &p->run.eopnotsupp, &f->c.eopnotsupp, 1);
 		ret = -EOPNOTSUPP;
@@ -262,7 +305,8 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	ret = -ENOMEM;
 	if (pinmap_reserve(&f->pinmap, nr) || pt_prepare(v, pg0, pg1))
 		goto unlock;
-	undo = gmem_alloc(nr * sizeof(*undo));
+	undo = nr <= PIN_UNDO_SMALL ? undo_small :
+				      gmem_alloc(nr * sizeof(*undo));
 	if (!undo)
 		goto unlock;
 	for (uint64_t pg = pg0; pg < pg1; pg++) {
@@ -277,7 +321,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		if (pg == pg0 || fo != folio_lookup(f, pg - 1))
 			nr_segs++;
 	}
-	pin = gmem_alloc(pin_bytes(nr_segs));
+	pin = pin_alloc(f, nr_segs);
 	if (!pin)
 		goto undo;
 
@@ -317,36 +361,64 @@ undo:
 	pin_undo_alloc(f, undo, nr_undo);
 	ret = -ENOMEM;
 unlock:
-	gmem_free(undo, nr * sizeof(*undo));
+	if (undo != undo_small)
+		gmem_free(undo, nr * sizeof(*undo));
 	pthread_mutex_unlock(&f->lock);
 out:
 	invalidate_unlock_shared(f);
 	return ret;
 }
 
-/**
- * gmem_unpin() - see gmem.h.  Takes the pin's file lock (never its
- * invalidate lock); the merges an unpin makes possible run now if the
- * invalidate lock is free, else when its holder releases it.
+/*
+ * Whether an unpin may let a block merge: b-lazy, and a segment lies in a
+ * split block (a folio smaller than the huge page) or left the file (then
+ * note as before: its range may hold new memory).  An intact huge folio
+ * is its slot's whole, unsplit block: nothing there can merge.
+ * Context: file lock.
  */
-int gmem_unpin(struct gmem_pool *pool, uint64_t id)
+static bool pin_may_merge(struct gfile *f, const struct gpin *pin)
 {
-	struct gpool *p = to_pool(pool);
-	struct gpin *pin;
-	struct gfile *f;
-	bool longterm, excl;
+	if (f->policy != GMEM_POLICY_B_LAZY)
+		return false;
+	for (uint32_t i = 0; i < pin->nr_segs; i++) {
+		const struct gfolio *fo = pin->segs[i].folio;
 
-	if (!pool)
-		return -EINVAL;
-	/* Find the pin's file first: its lock nests outside the pool's, and
-	 * the record must leave the table and the folios together, under
-	 * both, so that no validator sees one without the other. */
+		if (fo->order < f->pool->order || (fo->flags & FOLIO_DETACHED))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Take the lock of pin @id's file and remove the record from the pool's
+ * table, under both locks, so that no validator sees the record without
+ * the folios' pins or the reverse.  Return: the record, its file's lock
+ * held; NULL if no such pin is held (no lock held).
+ */
+static struct gpin *pin_take(struct gpool *p, uint64_t id)
+{
+	struct gpin **pp, *pin;
+	struct gfile *f;
+
 	pthread_mutex_lock(&p->lock);
-	pin = pin_table_find(p, id);
+	pp = pin_table_link(p, id);
+	pin = *pp;
 	f = pin ? pin->file : NULL;	/* files are freed only with the pool */
+	/*
+	 * The file lock nests outside the pool's.  A try-lock out of that
+	 * order cannot deadlock; when it succeeds (uncontended: the common
+	 * case) the record leaves at once and the pool lock is taken once.
+	 */
+	if (f && !GM_RACE_COIN() && pthread_mutex_trylock(&f->lock) == 0) {
+		*pp = pin->hash_next;
+		p->nr_pins -= pin->nr_pages;
+		pthread_mutex_unlock(&p->lock);
+		return pin;
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (!f)
-		return -ENOENT;
+		return NULL;
+	/* In order: the file's lock, then the pool's, and look again. */
 	GM_RACE_YIELD();
 	pthread_mutex_lock(&f->lock);
 	pthread_mutex_lock(&p->lock);
@@ -354,10 +426,31 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	if (pin)
 		p->nr_pins -= pin->nr_pages;
 	pthread_mutex_unlock(&p->lock);
-	if (!pin) {
+	if (!pin)
 		pthread_mutex_unlock(&f->lock);
+	return pin;
+}
+
+/**
+ * gmem_unpin() - see gmem.h.  Takes the pin's file lock (never its
+ * invalidate lock); the merges an unpin makes possible run now if the
+ * invalidate lock is free, else when its holder releases it.  An unpin
+ * that can make no merge possible (pins only on intact huge folios, or a
+ * policy that never merges) notes none and does not kick.
+ */
+int gmem_unpin(struct gmem_pool *pool, uint64_t id)
+{
+	struct gpool *p = to_pool(pool);
+	struct gpin *pin;
+	struct gfile *f;
+	bool longterm, excl, merge = false, free_pin;
+
+	if (!pool)
+		return -EINVAL;
+	pin = pin_take(p, id);
+	if (!pin)
 		return -ENOENT;
-	}
+	f = pin->file;
 	longterm = pin->flags & GMEM_PIN_LONGTERM;
 	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
 	if (!f->closed) {
@@ -372,18 +465,26 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 				if (!gone)
 					pinmap_dec(&f->pinmap, pg, excl);
 		}
+		/* before folio_unpin(): a detached folio may be freed there */
+		merge = pin_may_merge(f, pin);
 	}
 	for (uint32_t i = 0; i < pin->nr_segs; i++)
 		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
 	if (!f->closed) {
 		f->c.pins -= pin->nr_pages;
-		file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
+		if (merge)
+			file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
 	}
 	pthread_cond_broadcast(&f->pin_wait);
+	free_pin = pin_release(f, pin);
 	pthread_mutex_unlock(&f->lock);
 	GM_RACE_YIELD();
-	gmem_free(pin, pin_bytes(pin->nr_segs));
-	file_kick_merges(f);
+	if (free_pin)
+		gmem_free(pin, pin_bytes(pin->nr_segs));
+	/* Only a noter kicks: any other note's maker kicks itself, and every
+	 * holder of the invalidate lock kicks on release. */
+	if (merge)
+		file_kick_merges(f);
 	return 0;
 }
 

@@ -14,7 +14,10 @@
  *                            the pin table, the 4K arena)
  *
  * gmem_unpin() never takes an invalidate lock, so a conversion can wait
- * for an unpin while holding its file's lock exclusively.
+ * for an unpin while holding its file's lock exclusively.  It finds its
+ * pin's file under pool->lock and only try-locks file->lock there (out of
+ * order, so never blocking); if that fails it drops pool->lock and takes
+ * both in order.
  */
 #ifndef GMEM_INTERNAL_H
 #define GMEM_INTERNAL_H
@@ -144,7 +147,8 @@ struct gpool {
 
 	/*
 	 * lock: free pages, the pin table, detached pages, the 4K arena and
-	 * the run-wide counters.  Innermost.
+	 * the run-wide counters.  Innermost: nothing is taken under it but a
+	 * try-lock of a file's lock (gmem_unpin()).
 	 */
 	pthread_mutex_t lock;
 	uint64_t page_size;
@@ -318,6 +322,8 @@ struct gfile {
 	struct gmap guest;
 	struct gmap iommu;
 	struct pinmap pinmap;
+	struct gpin *pin_cache;		/* spare one-segment pin records */
+	unsigned int nr_pin_cache;
 	struct gfile_counters c;
 
 	struct gfile *next;		/* pool->files_lock */
@@ -371,6 +377,7 @@ bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
 
 /* mm.c */
 struct gvma *vma_find(struct gmm *mm, struct gfile *f);
+struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm);
 int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1);
 bool pt_present(struct gvma *v, uint64_t pg);
 void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo);
@@ -382,6 +389,7 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 
 /* gup.c */
 void pinmap_destroy(struct pinmap *m);
+void pin_cache_destroy(struct gfile *f);
 void pinmap_forget(struct pinmap *m, uint64_t pg0, uint64_t pg1);
 void pins_drop_all(struct gpool *p);
 void pins_for_each(struct gpool *p,

@@ -26,6 +26,21 @@ struct gvma *vma_find(struct gmm *mm, struct gfile *f)
 	return v;
 }
 
+/**
+ * vma_find_locked() - as vma_find(), from the file's side: a mapping is on
+ * its file's list and its mm's together (both locks held to change them).
+ * Context: file lock.
+ */
+struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm)
+{
+	struct gvma *v;
+
+	for (v = f->vmas; v; v = v->file_next)
+		if (v->mm == mm)
+			break;
+	return v;
+}
+
 /* ---------------------------------------------------------- page table */
 
 /* Allocate the tables that PTEs for [pg0, pg1) need.  Tables left behind
