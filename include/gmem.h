@@ -355,6 +355,38 @@ GMEM_API int gmem_check(struct gmem_pool *pool, char *buf, size_t len);
 /** gmem_strerror_name() - "EAGAIN" for -EAGAIN, etc. */
 GMEM_API const char *gmem_errno_name(int err);
 
+/* ------------------------------------------------------------- for a VMM */
+
+/**
+ * gmem_file_hva() - the host address of the memory behind @off, for a VMM
+ * to hand to KVM (a memory slot's userspace_addr).
+ * @file: the file.
+ * @off: any byte offset inside the file.
+ * @addr: receives the address of the real byte at @off.
+ * @len: receives how many bytes from @addr on are contiguous memory of the
+ *       file: to the end of the huge page that holds @off (of its 4 KiB
+ *       page under GMEM_POLICY_4K, whose frames are scattered).  The next
+ *       piece may or may not follow in the host's address space; a VMM
+ *       merges the pieces that do.
+ *
+ * A hole gets memory, as a guest access would (no guest entry is made).
+ * Neither the attribute nor poison of the pages is checked: the address
+ * names memory, not a right to touch it, and it outlives conversions
+ * (conversion is in place).  It stays valid until the range is punched
+ * (a whole huge page punched goes back to the pool; a later use gets a
+ * fresh one, maybe elsewhere) or the file is closed.  The host must not
+ * touch private pages through it: a VMM hands it to KVM only, and reaches
+ * shared pages through a gmem mm (gmem_host_read(), gmem_pin()), where a
+ * private page gives SIGBUS.  No folio reference is taken, so the address
+ * never blocks a conversion.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
+ * Return: 0; -EINVAL (@off past the end, or a NULL argument); -ENXIO (a
+ * pool without memory); -ENOMEM (no memory for a hole); -EBADF (closed).
+ */
+GMEM_API int gmem_file_hva(struct gmem_file *file, uint64_t off, void **addr,
+			   uint64_t *len);
+
 #ifdef __cplusplus
 }
 #endif

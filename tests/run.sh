@@ -5,10 +5,10 @@
 #
 # Runs each unit test program BUILD/tests/unit/test_* (one per
 # tests/unit/test_*.c), replays each tests/traces/*.trace with BUILD/gmem,
-# runs tests/compare/*.sh and tests/ship/*.sh BUILD, and short stress
-# runs.  A program passes when it exits 0 and is skipped when it exits 77
-# (its last line of output is the reason); a trace passes when replay
-# exits 0, or N if it has a line "# exit: N" (tests/traces/bad/*.trace).
+# runs tests/compare/*.sh, tests/ship/*.sh and tests/vm/*.sh BUILD, and
+# short stress runs.  A program passes when it exits 0 and is skipped when
+# it exits 77 (its last line of output is the reason); a trace passes when
+# replay exits 0, or N if it has a line "# exit: N" (tests/traces/bad/).
 # One line per test, PASS/FAIL/SKIP, the output of a failure indented below
 # it, and last "N passed, N failed" (", N skipped" when some were).
 # FILTER, if given, runs only the tests whose name contains it.
@@ -114,6 +114,14 @@ done
 # design says, the plots are drawn) and shipping (install and build the
 # examples with pkg-config, the exported symbols, the man pages).
 for script in tests/compare/*.sh tests/ship/*.sh; do
+	[ -e "$script" ] || continue
+	name=${script#tests/}
+	run "$name" "$script" "$build"
+done
+
+# `gmem vm`: a real KVM guest on a gmem file (tests/vm/*.sh BUILD; they
+# skip, exit 77, where /dev/kvm cannot be used).
+for script in tests/vm/*.sh; do
 	[ -e "$script" ] || continue
 	name=${script#tests/}
 	run "$name" "$script" "$build"

@@ -16,6 +16,7 @@
 #include "gmem.h"
 #include "compare.h"
 #include "trace.h"
+#include "vm.h"
 
 #define EXIT_USAGE 2
 
@@ -42,6 +43,8 @@ static const struct subcmd subcmds[] = {
 	  "2 a malformed line (\"LINENO: syntax error: ...\" on stderr),\n"
 	  "or the trace could not be read.\n",
 	  replay_main },
+	{ "vm", "[OPTIONS]", "a real KVM guest whose RAM is a gmem file",
+	  vm_help, vm_main },
 };
 
 #define NR_SUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
