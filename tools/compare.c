@@ -23,6 +23,7 @@
 
 #include "compare.h"
 #include "workload.h"
+#include "util.h"
 
 #define EXIT_USAGE 2
 
@@ -85,32 +86,6 @@ static void progress_end(struct progress *p)
 }
 
 /* ------------------------------------------------------- parsing words */
-
-/* A size: decimal or 0x hex with an optional K/M/G/T suffix. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	uint64_t v, mul = 1;
-
-	errno = 0;
-	if (!*s || *s == '-')
-		return false;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return false;
-	switch (*end) {
-	case 'K': mul = 1ULL << 10; end++; break;
-	case 'M': mul = 1ULL << 20; end++; break;
-	case 'G': mul = 1ULL << 30; end++; break;
-	case 'T': mul = 1ULL << 40; end++; break;
-	case '\0': break;
-	default: return false;
-	}
-	if (*end || (v && mul > UINT64_MAX / v))
-		return false;
-	*out = v * mul;
-	return true;
-}
 
 static bool parse_policy(const char *s, enum gmem_policy *p)
 {

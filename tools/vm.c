@@ -38,6 +38,7 @@
 
 #include "gmem.h"
 #include "vm.h"
+#include "util.h"
 #include "workload.h"
 
 #define EXIT_USAGE 2
@@ -1319,29 +1320,6 @@ const char vm_help[] =
 	"2 a usage error; 77 KVM is not usable here (no /dev/kvm, no access;\n"
 	"the last line says why).\n";
 
-static bool parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	uint64_t v, mul = 1;
-
-	errno = 0;
-	if (!*s || *s == '-')
-		return false;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return false;
-	switch (*end) {
-	case 'K': mul = 1ULL << 10; end++; break;
-	case 'M': mul = M1; end++; break;
-	case 'G': mul = G1; end++; break;
-	case '\0': break;
-	default: return false;
-	}
-	if (*end || (v && mul > UINT64_MAX / v))
-		return false;
-	*out = v * mul;
-	return true;
-}
 
 static int usage_err(const char *fmt, const char *arg)
 {
