@@ -802,13 +802,15 @@ const struct workload *workload_find(const char *name)
 uint64_t workload_size(const struct workload *wl, enum gmem_policy policy,
 		       uint64_t asked)
 {
-	uint64_t size = asked ? asked : wl->default_size;
 	bool per_4k = policy == GMEM_POLICY_4K ||
 		      policy == GMEM_POLICY_B_EAGER;
 
-	if (per_4k && wl->max_small_size && size > wl->max_small_size)
-		size = wl->max_small_size;
-	return size;
+	if (asked)
+		return asked;	/* what the user asked for, even if large */
+	if (per_4k && wl->max_small_size &&
+	    wl->default_size > wl->max_small_size)
+		return wl->max_small_size;
+	return wl->default_size;
 }
 
 /* ------------------------------------------------------------- the run */

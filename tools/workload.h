@@ -59,9 +59,10 @@ struct workload {
 	int default_backing;	/* enum gmem_backing */
 	uint64_t default_ops;
 	/*
-	 * Per-4K-metadata policies (4k, b-eager) cannot hold this size in
-	 * reasonable memory: they run at max_small_size instead, and the
-	 * report says so (0: no limit).
+	 * Per-4K-metadata policies (4k, b-eager) cannot hold the default
+	 * size in reasonable memory: by default they run at max_small_size
+	 * instead, and the report says so (0: no limit).  A size asked for
+	 * with --guest-size is run as asked.
 	 */
 	uint64_t max_small_size;
 	int (*run)(struct wl *w);
@@ -72,7 +73,7 @@ extern const unsigned int nr_workloads;
 
 const struct workload *workload_find(const char *name);
 
-/* The guest size a policy runs @wl at, given the asked-for size. */
+/* The guest size a policy runs @wl at, given the asked-for size (0: none). */
 uint64_t workload_size(const struct workload *wl, enum gmem_policy policy,
 		       uint64_t asked);
 
