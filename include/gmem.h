@@ -202,6 +202,49 @@ GMEM_API int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file,
 GMEM_API int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file,
 			     uint64_t off, uint8_t val);
 
+/**
+ * gmem_mm_view() - a real view of @file through @mm, enforced by the MMU.
+ * @mm: an mm that maps @file (gmem_mmap()).
+ * @file: a file of a pool with GMEM_BACKING_MEMFD, under a huge-page policy.
+ * @addr: receives the view's address: @addr + off is the byte at offset
+ *        off, for off below gmem_file_size(); the thread loads and stores
+ *        there directly.
+ *
+ * The view maps the file's memory in this process and registers it with
+ * userfaultfd (minor and missing faults), served by a handler thread of
+ * the view's own.  A page's first access traps into gmem's fault path, as
+ * gmem_fault() through @mm: a shared page is mapped (a host page-table
+ * entry of @mm, counted in host_ptes, a reference and a mapcount on its
+ * folio) and a hole gets memory; a private or poisoned page, or a hole
+ * without memory, gives the thread SIGBUS (si_addr the page), as a
+ * private guest_memfd page does.  While a conversion, punch or poison
+ * holds the file's invalidate lock the faulting thread waits in the
+ * kernel until it is done.  Every zap of @mm's entries (conversion to
+ * private, punch, poison, close) zaps the view's real entries with them;
+ * a conversion to shared lets the pages trap again.
+ *
+ * The view lives until @file is closed (or the pool destroyed): then it is
+ * unmapped and its thread stopped; a later access gets SIGSEGV.  Do not
+ * munmap, mremap or mprotect it, and do not pass pointers into it to gmem
+ * calls on @file (the call would wait for itself).  A child of fork()
+ * does not inherit it (MADV_DONTFORK).
+ *
+ * Needs userfaultfd with UFFD_FEATURE_MINOR_SHMEM and UFFDIO_POISON
+ * (Linux 6.6), and the right to use it: root (CAP_SYS_PTRACE) or
+ * vm.unprivileged_userfaultfd=1.
+ *
+ * Context: takes the invalidate lock shared; may sleep; starts a thread.
+ * Return: 0; -EINVAL (a NULL argument); -EBADF (closed); -EOPNOTSUPP
+ * (backing hugetlb, where only whole huge pages can be unmapped, or none;
+ * policy 4k, whose scattered 4K frames would need a mapping per page; or
+ * the kernel lacks a userfaultfd feature); -EFAULT (@mm does not map
+ * @file); -EEXIST (@mm has a view of @file already); -ENOSYS or -EPERM
+ * (no userfaultfd, or not allowed to use it); -EAGAIN (no thread);
+ * -ENOMEM.
+ */
+GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
+			  void **addr);
+
 /* ---------------------------------------------------------------- pins */
 
 /**

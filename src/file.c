@@ -356,6 +356,7 @@ int gmem_file_close(struct gmem_file *file)
 	f->small = NULL;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
+	views_reap(f);
 
 	pthread_mutex_lock(&p->files_lock);
 	for (struct gfile **pp = &p->files; *pp; pp = &(*pp)->next) {
@@ -554,6 +555,8 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 	else
 		ret = rs_remove(&f->shared, pg0, pg1);
 	GM_BUG_ON(ret);		/* prepared above */
+	if (to == GMEM_SHARED)
+		views_unmark(f, pg0, pg1);	/* real views trap again */
 	gmap_remove(&f->guest, off, off + len);
 	iommu_relevel(f, pg0, pg1);
 	if (gmem_test_hooks.convert_commit)

@@ -13,6 +13,12 @@
  *           pool->lock      (free huge pages, counters, detached pages,
  *                            the pin table, the 4K arena)
  *
+ * Real views (uffd.c): a view's handler thread takes the invalidate lock
+ * shared and the file lock, as a fault does, and makes its system calls
+ * on the view (UFFDIO_CONTINUE/POISON, mmap) under both; zaps madvise the
+ * view under both too.  No gmem lock is ever taken under a kernel mm
+ * lock: a thread faulting on a view waits in the kernel without mmap_lock.
+ *
  * gmem_unpin() never takes an invalidate lock, so a conversion can wait
  * for an unpin while holding its file's lock exclusively.  It finds its
  * pin's file under pool->lock and only try-locks file->lock there (out of
@@ -211,12 +217,15 @@ struct gpt {
 	uint64_t nr_ptes;
 };
 
+struct gview;
+
 struct gvma {
 	struct gmm *mm;
 	struct gfile *file;
 	struct gvma *mm_next;		/* mm->lock */
 	struct gvma *file_next;		/* file->lock */
 	struct gpt pt;			/* file->lock */
+	struct gview *view;		/* file->lock: gmem_mm_view(), or NULL */
 };
 
 struct gmm {
@@ -319,6 +328,7 @@ struct gfile {
 	uint64_t *unreserved;		/* per huge page: reservation gone
 					 * with a retired page (pool->lock) */
 	struct gvma *vmas;
+	struct gview *dead_views;	/* closed: view handlers to stop */
 	struct gmap guest;
 	struct gmap iommu;
 	struct pinmap pinmap;
@@ -386,6 +396,14 @@ void vma_destroy_all(struct gfile *f);
 bool mm_ok(struct gfile *f, char *why, size_t len);
 int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		      struct gfolio **out);
+
+/* uffd.c: real views (gmem_mm_view()) */
+void view_zap(struct gview *w, uint64_t pg0, uint64_t pg1, uint64_t lo,
+	      uint64_t hi);
+void views_unmark(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void view_detach(struct gfile *f, struct gvma *v);
+void views_reap(struct gfile *f);
+bool views_ok(struct gfile *f, char *why, size_t len);
 
 /* gup.c */
 void pinmap_destroy(struct pinmap *m);

@@ -95,11 +95,14 @@ void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo)
 	v->file->c.host_ptes++;
 }
 
-/* Zap one mapping's entries in [pg0, pg1); returns how many went. */
+/*
+ * Zap one mapping's entries in [pg0, pg1); returns how many went.  A real
+ * view of the mapping loses the same pages' PTEs (and its markers).
+ */
 static uint64_t vma_zap(struct gfile *f, struct gvma *v, uint64_t pg0,
 			uint64_t pg1)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, lo = UINT64_MAX, hi = 0;
 
 	for (uint64_t pg = pg0; pg < pg1;) {
 		struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
@@ -129,10 +132,14 @@ static uint64_t vma_zap(struct gfile *f, struct gvma *v, uint64_t pg0,
 			atomic_fetch_sub_explicit(&fo->mapcount, 1,
 						  memory_order_relaxed);
 			folio_put(f, fo);
+			lo = MIN(lo, pg);
+			hi = pg + 1;
 			n++;
 		}
 	}
 	v->pt.nr_ptes -= n;
+	if (v->view)
+		view_zap(v->view, pg0, pg1, lo, hi);
 	return n;
 }
 
@@ -178,6 +185,8 @@ void vma_destroy_all(struct gfile *f)
 		struct gmm *mm = v->mm;
 
 		GM_BUG_ON(v->pt.nr_ptes);
+		if (v->view)
+			view_detach(f, v);
 		f->vmas = v->file_next;
 		pthread_mutex_lock(&mm->lock);
 		for (struct gvma **pp = &mm->vmas; *pp; pp = &(*pp)->mm_next) {
@@ -492,5 +501,5 @@ bool mm_ok(struct gfile *f, char *why, size_t len)
 			 (unsigned long long)total);
 		return false;
 	}
-	return true;
+	return views_ok(f, why, len);
 }
