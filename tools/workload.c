@@ -772,19 +772,19 @@ static int wl_scale(struct wl *w)
 }
 
 const struct workload workloads[] = {
-	{ "tdx-boot", "16 GiB private guest on 1G pages: bounce buffer, "
+	{ "tdx-boot", "private guest on 1G pages (16 GiB by default): bounce buffer, "
 	  "virtio pages, I/O buffer churn under in-flight host I/O",
 	  GMEM_1G, 16ULL << 30, GMEM_BACKING_AUTO, 4000, 0, wl_tdx_boot },
-	{ "pkvm-io", "2 GiB on 2M pages: share, pin, I/O, unpin, unshare "
+	{ "pkvm-io", "2M pages (2 GiB by default): share, pin, I/O, unpin, unshare "
 	  "around every I/O, 4 in flight", GMEM_2M, 2ULL << 30,
 	  GMEM_BACKING_AUTO, 20000, 0, wl_pkvm_io },
-	{ "vfio-longterm", "4 GiB on 1G pages: 16 MiB of DMA buffers "
+	{ "vfio-longterm", "1G pages (4 GiB by default): 16 MiB of DMA buffers "
 	  "long-term pinned while nearby pages convert", GMEM_1G,
 	  4ULL << 30, GMEM_BACKING_AUTO, 5000, 0, wl_vfio_longterm },
-	{ "balloon", "4 GiB on 2M pages: punch whole and partial huge pages "
+	{ "balloon", "2M pages (4 GiB by default): punch whole and partial huge pages "
 	  "with I/O in flight, then touch memory again", GMEM_2M,
 	  4ULL << 30, GMEM_BACKING_AUTO, 4, 0, wl_balloon },
-	{ "scale", "1 TiB (metadata only) on 1G pages: 10^6 4K conversions",
+	{ "scale", "1G pages, metadata only (1 TiB by default; 16 GiB for 4k and b-eager): 10^6 4K conversions",
 	  GMEM_1G, 1ULL << 40, GMEM_BACKING_NONE, 1000000, 16ULL << 30,
 	  wl_scale },
 };
