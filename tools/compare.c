@@ -586,6 +586,20 @@ static int emit_trace(const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
+/* The options that take a value (the next argument). */
+static bool takes_value(const char *a)
+{
+	static const char *const names[] = {
+		"--workload", "--policy", "--guest-size", "--seed", "--ops",
+		"--backing", "--plot", "--emit-trace",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(a, names[i]))
+			return true;
+	return false;
+}
+
 int compare_main(int argc, char **argv)
 {
 	struct opts o = { .par = { .seed = 1, .backing = -1 } };
@@ -612,6 +626,11 @@ int compare_main(int argc, char **argv)
 		}
 		if (!takes)
 			continue;
+		if (!takes_value(a)) {
+			fprintf(stderr, "gmem: compare: unknown option '%s'\n", a);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
 		if (!v) {
 			fprintf(stderr, "gmem: compare: %s needs a value\n", a);
 			usage(stderr);
