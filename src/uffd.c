@@ -22,7 +22,11 @@
  * installed, so host_ptes, refcount and mapcount count the real mapping).
  * Then:
  *  - a hole that just got memory, or a huge page that moved (punched and
- *    allocated again), is mapped again at its new frame (view_map_slot());
+ *    allocated again), is mapped again at its new frame (view_map_slot()):
+ *    the new mapping is built and registered at a private address, then
+ *    moved over the slot by mremap() (view_remap()), so that another
+ *    thread touching the slot meanwhile finds a registered mapping, old or
+ *    new, and never an inaccessible one (no SIGSEGV on a shared page);
  *  - fallocate(mode 0) puts the 4K page into the memfd's page cache (a
  *    no-op when it is there), so a MISSING fault is answered like a MINOR
  *    one, and
@@ -80,7 +84,13 @@ struct uffdio_poison {
 #define MADV_DONTNEED_LOCKED 24
 #endif
 
-#define VIEW_FEATURES (UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_POISON)
+/*
+ * EVENT_REMAP keeps a range registered when mremap() moves it: a slot is
+ * replaced by moving a registered mapping over it (view_remap_slot()).
+ */
+#define VIEW_FEATURES (UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_POISON | \
+		       UFFD_FEATURE_EVENT_REMAP)
+#define VIEW_DEFERRED 64	/* faults read while a slot is replaced */
 #define VIEW_MODES (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR)
 #define VIEW_IOCTLS ((1ULL << _UFFDIO_CONTINUE) | (1ULL << _UFFDIO_POISON) | \
 		     (1ULL << _UFFDIO_WAKE))
@@ -109,6 +119,11 @@ struct gview {
 	uint64_t *marked;		/* pages with a poison marker */
 	uint64_t nr_marked;
 	struct gview *next_dead;	/* file->dead_views */
+	/* handler thread only: faults read during a slot's replacement,
+	 * resolved after it; @wake_all when more came than fit */
+	uint64_t deferred[VIEW_DEFERRED];
+	unsigned int nr_deferred;
+	bool wake_all;
 };
 
 static uint64_t bitmap_words(uint64_t nr_pages)
@@ -141,7 +156,8 @@ static int view_map(struct gview *w, uint8_t *a, uint64_t len, int fd,
 	 */
 	if (gmem_inject_should_fail() ||
 	    syscall(SYS_mmap, a, len, PROT_NONE,
-		    MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off) == -1)
+		    MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off) ==
+	    (long)MAP_FAILED)
 		return -ENOMEM;
 	if (ioctl(w->uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
@@ -185,21 +201,133 @@ static void view_dontneed(struct gview *w, uint64_t lo, uint64_t hi)
 		madvise(a, len, MADV_DONTNEED);
 }
 
+static uint8_t *reserve(uint64_t size, uint64_t align);
+
+/* Remember a fault read while a slot is replaced, for view_main(). */
+static void view_defer(struct gview *w, uint64_t addr)
+{
+	if (w->nr_deferred < VIEW_DEFERRED)
+		w->deferred[w->nr_deferred++] = addr;
+	else
+		w->wake_all = true;	/* its thread retries and faults again */
+}
+
+struct remap_req {
+	struct gview *w;
+	void *from, *to;
+	uint64_t len;
+	int error;
+	int done_fd;		/* eventfd: the move returned */
+};
+
+/*
+ * The mover: mremap() of a range registered with EVENT_REMAP returns only
+ * once the handler has read the event, so it cannot be the handler.
+ */
+static void *view_mover(void *arg)
+{
+	struct remap_req *r = arg;
+	uint64_t one = 1;
+	ssize_t n;
+
+	/* raw system call: see view_map() on ThreadSanitizer */
+	if (syscall(SYS_mremap, r->from, r->len, r->len,
+		    MREMAP_MAYMOVE | MREMAP_FIXED, r->to) == (long)MAP_FAILED)
+		r->error = -errno;
+	n = write(r->done_fd, &one, sizeof(one));
+	GM_WARN_ON_ONCE(n != (ssize_t)sizeof(one));
+	return NULL;
+}
+
+/*
+ * Replace the mapping at @a (one huge page of a live view) by one of @fd
+ * at @off, atomically for every other thread: the new mapping is built
+ * and registered at an address nobody knows, made accessible, then moved
+ * over @a by mremap(), which swaps the two under the mm's write lock.  A
+ * thread touching @a meanwhile meets the old mapping or the new one,
+ * registered either way (the move keeps the registration: EVENT_REMAP),
+ * never an unregistered or inaccessible one.  Faults read while the
+ * mover waits for its event are deferred to view_main().
+ * Context: the handler thread; invalidate lock shared, file lock.
+ */
+static int view_remap(struct gview *w, uint8_t *a, uint64_t len, int fd,
+		      uint64_t off)
+{
+	struct remap_req r = { .w = w, .to = a, .len = len, .done_fd = -1 };
+	struct pollfd pfd[2];
+	struct uffd_msg msg[16];
+	pthread_t mover;
+	sigset_t all, old;
+	void *tmp;
+	int ret;
+
+	/* A temporary place, aligned as @a so the move keeps alignment. */
+	tmp = reserve(len, len);
+	if (!tmp)
+		return -ENOMEM;
+	ret = view_map(w, tmp, len, fd, off);
+	if (ret)
+		goto unmap;
+	ret = -ENOMEM;
+	r.from = tmp;
+	r.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (r.done_fd < 0)
+		goto unmap;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&mover, NULL, view_mover, &r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		goto close_done;
+
+	pfd[0] = (struct pollfd){ .fd = w->uffd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = r.done_fd, .events = POLLIN };
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0)
+			continue;	/* EINTR */
+		if (pfd[0].revents & POLLIN) {
+			n = read(w->uffd, msg, sizeof(msg));
+			/* reading the REMAP event lets the move return */
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+				if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+					view_defer(w, msg[i].arg.pagefault.address &
+						   ~(PAGE_SIZE - 1));
+		}
+		if (pfd[1].revents & POLLIN)
+			break;
+	}
+	pthread_join(mover, NULL);
+	ret = r.error;
+close_done:
+	close(r.done_fd);
+unmap:
+	/* after a move, nothing is left at @tmp; after a failure, all of it */
+	if (ret)
+		munmap(tmp, len);
+	return ret;
+}
+
 /*
  * Map huge page @slot of the view where its memory is now (the trap file
- * for a hole).  The old mapping's PTEs and markers go with it.
+ * for a hole).  The old mapping's PTEs and markers go with it.  @live: the
+ * handler runs and other threads may touch the slot (view_remap()); else
+ * the view is being built and nobody knows its address.
  * Context: file lock (f->huge[] and @slot_pfn).
  */
-static int view_map_slot(struct gview *w, uint64_t slot)
+static int view_map_slot(struct gview *w, uint64_t slot, bool live)
 {
 	struct gfile *f = w->file;
 	struct gpool *p = f->pool;
 	struct ghuge *h = f->huge[slot];
 	uint64_t ps = p->page_size, lo = UINT64_MAX, hi = 0;
+	int fd = h ? p->fd : w->trap_fd;
+	uint64_t off = h ? h->pfn * ps : slot * ps;
 	int ret;
 
-	ret = view_map(w, w->base + slot * ps, ps, h ? p->fd : w->trap_fd,
-		       h ? h->pfn * ps : slot * ps);
+	ret = live ? view_remap(w, w->base + slot * ps, ps, fd, off) :
+		     view_map(w, w->base + slot * ps, ps, fd, off);
 	if (ret)
 		return ret;
 	w->slot_pfn[slot] = h ? h->pfn + 1 : 0;
@@ -247,16 +375,20 @@ static int view_continue(struct gview *w, struct gfolio *fo, uint64_t pg,
 	int ret;
 
 	if (w->slot_pfn[slot] != fo->huge->pfn + 1) {
-		ret = view_map_slot(w, slot);
+		ret = view_map_slot(w, slot, true);
 		if (ret)
 			return ret;
 	}
 	if (fallocate(p->fd, 0, (off_t)(data - p->base), (off_t)PAGE_SIZE))
 		return -errno;
-	if (ioctl(w->uffd, UFFDIO_CONTINUE, &c)) {
+	while (ioctl(w->uffd, UFFDIO_CONTINUE, &c)) {
+		/* EAGAIN: a move's event not yet complete; it is (joined) */
+		if (errno == EAGAIN)
+			continue;
 		if (errno != EEXIST)
 			return -errno;
 		view_wake(w, addr);	/* mapped by an earlier fault */
+		break;
 	}
 	return 0;
 }
@@ -319,8 +451,19 @@ static void *view_main(void *arg)
 		n = read(w->uffd, msg, sizeof(msg));
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
-				view_fault(w, msg[i].arg.pagefault.address &
+				view_defer(w, msg[i].arg.pagefault.address &
 					      ~(PAGE_SIZE - 1));
+		/* in order; a fault may replace a slot and defer more */
+		for (unsigned int i = 0; i < w->nr_deferred; i++)
+			view_fault(w, w->deferred[i]);
+		w->nr_deferred = 0;
+		if (w->wake_all) {
+			struct uffdio_range r = {
+				.start = (uintptr_t)w->base, .len = w->size };
+
+			w->wake_all = false;
+			ioctl(w->uffd, UFFDIO_WAKE, &r);
+		}
 	}
 	return NULL;
 }
@@ -505,7 +648,7 @@ static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
 	ret = view_map(w, w->base, f->size, w->trap_fd, 0);
 	for (uint64_t s = 0; !ret && s < f->nr_huge; s++)
 		if (f->huge[s])
-			ret = view_map_slot(w, s);
+			ret = view_map_slot(w, s, false);
 	if (ret)
 		goto err_unmap;
 
