@@ -93,9 +93,10 @@ replay_exits=(bash -c '"$0" replay "$1"; rc=$?; [ "$rc" = "$2" ] && exit 0
 	echo "replay exited $rc, wanted $2"; exit 1')
 
 # A trace passes when replay exits 0, or the N of its "# exit: N" line
-# (tests/traces/bad/ holds traces that must fail so).
+# (tests/traces/bad/ holds traces that must fail so).  The examples' traces
+# (examples/*.trace) are checked the same way.
 tool=$build/gmem
-for trace in tests/traces/*.trace tests/traces/bad/*.trace; do
+for trace in tests/traces/*.trace tests/traces/bad/*.trace examples/*.trace; do
 	[ -e "$trace" ] || continue
 	name=${trace#tests/}
 	want=$(sed -n 's/^#[[:space:]]*exit:[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
@@ -128,11 +129,13 @@ for script in tests/vm/*.sh; do
 done
 
 # Short bounded stress runs (make stress runs longer ones): real threads on
-# real memory, the safety oracle at every conversion's commit point.
+# real memory, the safety oracle at every conversion's commit point; "-V"
+# adds loads and stores through real MMU-enforced views (it skips, exit
+# 77, where userfaultfd cannot be had).
 stress=$build/tests/stress/stress
 seed=${STRESS_SEED:-$(( $(date +%s) % 1000000 ))}
 secs=${STRESS_SECONDS:-1}
-for cfg in "2M" "1G -P" "2M -P -i 5"; do
+for cfg in "2M" "1G -P" "2M -P -i 5" "2M -V"; do
 	name="stress/${cfg// /}"
 	if [ -x "$stress" ]; then
 		# shellcheck disable=SC2086  # cfg is words

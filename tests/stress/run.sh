@@ -8,9 +8,11 @@
 # and tests/stress/stress.c, with -DGMEM_RACE_YIELD (random yields at the
 # library's lock boundaries), then runs it on a 2M and a 1G pool, with
 # memory-failure injection (-P) and with allocation-failure injection
-# (-i 5), each for SECONDS (default 2).  One PASS/FAIL line per run (a
-# failure's output indented below it), last "N passed, N failed"; exit 1
-# if any run failed.
+# (-i 5), and with loads and stores through real host views (-V), each
+# for SECONDS (default 2).  One PASS/FAIL/SKIP line per run (a failure's
+# output indented below it; a run that exits 77 is skipped, its last line
+# the reason), last "N passed, N failed" (", N skipped" when some were);
+# exit 1 if any run failed.
 #
 # Environment:
 #   CC       compiler (default gcc)
@@ -40,6 +42,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 passed=0
 failed=0
+skipped=0
 log=$(mktemp "${TMPDIR:-/tmp}/gmem-stress.XXXXXX") || exit 2
 trap 'rm -f "$log"' EXIT
 
@@ -78,6 +81,9 @@ run() {
 	if [ "$rc" = 0 ] && [ -n "$ops" ] && ! grep -q 'WARNING: \|ERROR: \|runtime error\|gmem: WARNING' "$log"; then
 		echo "PASS $name (seed=$s, ops=$ops)"
 		passed=$((passed + 1))
+	elif [ "$rc" = 77 ]; then
+		echo "SKIP $name: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
+		skipped=$((skipped + 1))
 	else
 		if $have_timeout && [ "$rc" = 124 ]; then
 			echo "FAIL $name (seed=$s, timed out after ${limit}s): ${cmd[*]}"
@@ -95,6 +101,12 @@ run "stress 2M pool, poison"		-g 2M -P
 run "stress 1G pool, poison"		-g 1G -P
 run "stress 2M pool, injection 5/1000"	-g 2M -i 5
 run "stress 1G pool, injection + poison"	-g 1G -i 5 -P
+run "stress 2M pool, host views"	-g 2M -V
+run "stress 1G pool, host views, injection + poison"	-g 1G -V -i 5 -P
 
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

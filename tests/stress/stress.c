@@ -3,7 +3,7 @@
  * stress.c - gmem under many threads on real memory, checked by an oracle.
  *
  *   stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE]
- *          [-A] [-S]
+ *          [-A] [-S] [-V]
  *
  * THREADS threads share one pool (memfd backing), two host mms that map
  * every file, and two files of each policy (4k, a, b-eager, b-lazy):
@@ -47,14 +47,42 @@
  * Two out-of-memory results that gmem gives but gmem.h does not document
  * (-ENOMEM from guest accesses and from punch) are tolerated and counted
  * (guest_enomem_undocumented, punch_enomem_undocumented); -S makes them
- * failures.
+ * failures.  A SIGSEGV from a view of an open file is always a failure.
+ *
+ * -V adds the real, MMU-enforced host views (gmem_mm_view()): one per mm
+ * and file where a view can be had (memfd pool, policies a, b-eager and
+ * b-lazy), and loads and stores through them in every thread's mix, each
+ * under a SIGBUS handler (sigsetjmp/siglongjmp).  The oracle of a view
+ * access reads the page's attribute from a table that only the commit
+ * hook writes (view_attr: a generation bumped at every flip, and the
+ * attribute), once before the access and once after it:
+ * - an access that succeeds on a page the table shows private, unchanged,
+ *   before and after, touched a page that was private for the whole
+ *   access: a violation;
+ * - a SIGBUS (at the page touched, or it fails) needs a page private or
+ *   flipped during the access, poisoned, or an allocation failure
+ *   injected (a hole without memory; under -i, any failure so far: see
+ *   view_access());
+ * - at the commit of every conversion to private, no page of the range is
+ *   present in any view by the MMU's own account (/proc/self/pagemap);
+ * - owners store their content through views too: the bytes read back
+ *   through gmem_host_read(), the guest and later view loads, across
+ *   in-place conversions; and a view load of a private content page is a
+ *   SIGBUS, of a shared one the model's byte;
+ * - at every stop-the-world check the table equals gmem's attributes.
+ * Without userfaultfd (or its minor-fault and poison features, or the
+ * right to use it) -V prints why and exits 77: skipped.
  *
  * Each thread's operations are a function of the seed; their interleaving
  * is not, so a failing seed reproduces often, not always.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -99,7 +127,8 @@ static struct {
 	unsigned int permille;
 	bool abort_on_fail;
 	bool strict_docs;
-} opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false };
+	bool views;
+} opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false, false };
 
 /* ------------------------------------------------------------- files */
 
@@ -125,6 +154,15 @@ struct sfile {
 	_Atomic uint64_t *hc;		/* [nr_slots][NR_PC] */
 	atomic_bool *slot_alloc;	/* huge page known to have memory */
 	atomic_bool *tables;		/* [NR_MMS][nr_2m] page tables exist */
+	/* -V, files with views only */
+	uint8_t *view[NR_MMS];		/* gmem_mm_view() through mms[k] */
+	/*
+	 * Per page: flips << 1 | shared.  Written only by hook_commit() (the
+	 * converting thread, invalidate lock exclusive), so it is gmem's
+	 * attribute as of the last commit; world checks compare the two.
+	 */
+	_Atomic uint64_t *view_attr;	/* [nr_pages] */
+	atomic_bool *poisoned;		/* [nr_pages] gmem_poison() was called */
 };
 
 static struct gmem_pool *pool;
@@ -145,6 +183,8 @@ static atomic_uint poisons;
 static unsigned int poison_cap;
 static atomic_ullong hook_calls, hook_private;
 static uint64_t world_checks;
+static int pagemap_fd = -1;		/* -V: /proc/self/pagemap */
+static atomic_ullong pagemap_pages;	/* view pages read at commits */
 
 /* ----------------------------------------------------------- threads */
 
@@ -162,7 +202,7 @@ enum {
 	ST_PINS, ST_PIN_EXCL, ST_PIN_LT, ST_PIN_REFUSED, ST_EOPNOTSUPP,
 	ST_UNPINS, ST_PUNCH, ST_PUNCH_WHOLE, ST_POISON, ST_GUEST, ST_IOMMU,
 	ST_HOST, ST_SIGBUS, ST_CHECKED, ST_EVIDENCE, ST_UNDOC_GUEST,
-	ST_UNDOC_PUNCH, NR_ST
+	ST_UNDOC_PUNCH, ST_VIEW, ST_VIEW_SIGBUS, ST_VIEW_FLIPPED, NR_ST
 };
 
 static const char *const st_names[NR_ST] = {
@@ -171,6 +211,7 @@ static const char *const st_names[NR_ST] = {
 	"unpins", "punches", "whole_punches", "poisons", "guest", "iommu",
 	"host", "sigbus", "content_checks", "refusals_justified",
 	"guest_enomem_undocumented", "punch_enomem_undocumented",
+	"view", "view_sigbus", "view_flipped",
 };
 
 struct thr {
@@ -550,6 +591,71 @@ static bool pt_any(struct gvma *v, uint64_t pg0, uint64_t pg1, uint64_t *at)
 	return false;
 }
 
+/* ------------------------------------------------------- real views */
+
+static struct sfile *sfile_of(const struct gfile *f)
+{
+	for (int k = 0; k < nr_files; k++)
+		if (files[k].gf == f)
+			return &files[k];
+	return NULL;
+}
+
+/*
+ * The MMU's word at the commit of [pg0, pg1) to private: no page of it is
+ * present in any view of @sf (/proc/self/pagemap bit 63; a poison marker
+ * is not present).  Nothing can map one meanwhile: a view's handler needs
+ * the invalidate lock the converter holds.
+ */
+static void views_absent(struct sfile *sf, uint64_t pg0, uint64_t pg1)
+{
+	uint64_t ents[512];
+
+	for (int mi = 0; mi < NR_MMS; mi++) {
+		uintptr_t vpn = (uintptr_t)sf->view[mi] >> PAGE_SHIFT;
+
+		if (!sf->view[mi])
+			continue;
+		for (uint64_t pg = pg0; pg < pg1;) {
+			uint64_t n = MIN(512, pg1 - pg);
+			ssize_t want = (ssize_t)(n * sizeof(ents[0]));
+
+			if (pread(pagemap_fd, ents, (size_t)want,
+				  (off_t)((vpn + pg) * sizeof(ents[0]))) != want)
+				violation("pagemap of view %d of %s at 0x%llx: %s",
+					  mi, sf->name, ull(OFF(pg)),
+					  strerror(errno));
+			for (uint64_t k = 0; k < n; k++)
+				if (ents[k] >> 63)
+					violation("view %d of %s maps page 0x%llx (pagemap 0x%016llx) at the commit of [0x%llx, 0x%llx) to private",
+						  mi, sf->name, ull(OFF(pg + k)),
+						  ull(ents[k]), ull(OFF(pg0)),
+						  ull(OFF(pg1)));
+			pg += n;
+		}
+		atomic_fetch_add_explicit(&pagemap_pages, pg1 - pg0,
+					  memory_order_relaxed);	/* a count */
+	}
+}
+
+/* The commit of [pg0, pg1) to @to, published to the view oracle. */
+static void view_attr_commit(struct sfile *sf, uint64_t pg0, uint64_t pg1,
+			     enum gmem_attr to)
+{
+	uint64_t want = to == GMEM_SHARED;
+
+	for (uint64_t pg = pg0; pg < pg1; pg++) {
+		/* relaxed: only commits write it, ordered by the invalidate lock */
+		uint64_t a = atomic_load_explicit(&sf->view_attr[pg],
+						  memory_order_relaxed);
+
+		/* seq_cst: ordered with the loads around every view access */
+		if ((a & 1) != want)
+			atomic_store(&sf->view_attr[pg],
+				     (((a >> 1) + 1) << 1) | want);
+	}
+}
+
 /*
  * gmem_test_hooks.convert_commit: runs with the invalidate lock held
  * exclusively and f->lock held, attributes already flipped.
@@ -558,6 +664,7 @@ static void hook_commit(struct gfile *f, uint64_t pg0, uint64_t pg1,
 			enum gmem_attr to)
 {
 	struct hook_ctx c = { f, pg0, pg1, false, 0, 0, 0 };
+	struct sfile *sf = sfile_of(f);
 	uint64_t x;
 
 	atomic_fetch_add(&hook_calls, 1);
@@ -607,7 +714,11 @@ static void hook_commit(struct gfile *f, uint64_t pg0, uint64_t pg1,
 		violation("IOMMU entry at 0x%llx (level %llu) at the commit of [0x%llx, 0x%llx) to private",
 			  ull(OFF(c.bad_pg)), ull(c.bad_id), ull(OFF(pg0)),
 			  ull(OFF(pg1)));
+	if (sf && sf->view_attr)
+		views_absent(sf, pg0, pg1);
 guest:
+	if (sf && sf->view_attr)
+		view_attr_commit(sf, pg0, pg1, to);
 	gmap_for_each(&f->guest, OFF(pg0), OFF(pg1), hook_entry, &c);
 	if (c.entries)
 		violation("guest entry at 0x%llx (level %llu) left over the converted range [0x%llx, 0x%llx)",
@@ -957,6 +1068,225 @@ static void check_host(struct thr *t, struct sfile *sf, uint64_t i,
 	t->st[ST_CHECKED]++;
 }
 
+/* ------------------------------------------------------ view accesses */
+
+/*
+ * A SIGBUS or SIGSEGV in a thread that armed itself lands back in its
+ * view_touch(); anywhere else it kills the process, as it would have.
+ * volatile sig_atomic_t: what a signal handler may share with its thread.
+ */
+static _Thread_local sigjmp_buf touch_jmp;
+static _Thread_local volatile sig_atomic_t touch_armed, touch_sig;
+static _Thread_local void *volatile touch_addr;
+
+static void on_fault_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!touch_armed) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	touch_armed = 0;
+	touch_sig = sig;
+	touch_addr = si->si_addr;
+	siglongjmp(touch_jmp, 1);
+}
+
+static void install_fault_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault_signal;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) || sigaction(SIGSEGV, &sa, NULL))
+		fail("setup: sigaction: %s", strerror(errno));
+}
+
+/*
+ * Load the byte at @p into *@val or, with @store, store *@val there.
+ * Return: 0, or the signal that stopped it (SIGBUS, SIGSEGV), *@at its
+ * si_addr.
+ */
+static int view_touch(uint8_t *p, bool store, uint8_t *val, void **at)
+{
+	/* Atomic, relaxed: other threads load and store the same byte through
+	 * their views at the same time; what orders an access with the
+	 * conversions is the kernel (a fault waits for gmem's handler). */
+	_Atomic uint8_t *a = (_Atomic uint8_t *)p;
+
+	if (sigsetjmp(touch_jmp, 1)) {
+		*at = touch_addr;
+		return touch_sig;
+	}
+	touch_armed = 1;
+	/* signal fences: the access stays between arming and disarming */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (store)
+		atomic_store_explicit(a, *val, memory_order_relaxed);
+	else
+		*val = atomic_load_explicit(a, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	touch_armed = 0;
+	return 0;
+}
+
+/* What one view access got, and what its page was around it. */
+struct vacc {
+	int sig;			/* 0 or SIGBUS */
+	uint64_t a0, a1;		/* view_attr[] before and after */
+};
+
+/*
+ * Load or store (@store, *@val) byte @off of @sf through mms[@mi]'s view,
+ * judged by the page's view_attr[] read before and after it (seq_cst, the
+ * access fenced in between), its poison flag and the injection count:
+ * - success on a page private and unflipped all along is a violation:
+ *   its real PTE was zapped before the commit that made it private (or
+ *   never made), and no fault can map it until a commit flips it back;
+ * - a SIGBUS needs the page private or flipped meanwhile, poisoned, or an
+ *   allocation failure injected (a hole without memory: a file's
+ *   reservation covers every hole otherwise), and it must be reported at
+ *   the page touched.  Without -i no failure is ever injected; with it,
+ *   any failure injected so far counts, not only during this access: the
+ *   SIGBUS of a fault that could not allocate leaves a marker that stays
+ *   until the page is zapped or converted (DECISIONS.md), and a failed
+ *   fault of another thread may have left it.
+ */
+static struct vacc view_access(struct thr *t, struct sfile *sf, int mi,
+			       uint64_t off, bool store, uint8_t *val)
+{
+	uint64_t pg = off >> PAGE_SHIFT, inj0, inj1;
+	uint8_t *p = sf->view[mi] + off;
+	const char *what = store ? "store" : "load";
+	struct vacc r;
+	void *at = NULL;
+
+	r.a0 = atomic_load(&sf->view_attr[pg]);
+	inj0 = gmem_inject_injected();
+	r.sig = view_touch(p, store, val, &at);
+	/* seq_cst: the access is over before the second look */
+	atomic_thread_fence(memory_order_seq_cst);
+	r.a1 = atomic_load(&sf->view_attr[pg]);
+	inj1 = gmem_inject_injected();
+
+	t->st[ST_VIEW]++;
+	if (r.a0 != r.a1)
+		t->st[ST_VIEW_FLIPPED]++;
+	/* a view of an open file never gives SIGSEGV (gmem.h) */
+	if (r.sig && r.sig != SIGBUS)
+		fail("%s through view %d of %s at 0x%llx: signal %d (%s) at %p",
+		     what, mi, sf->name, ull(off), r.sig, strsignal(r.sig), at);
+	if (!r.sig && r.a0 == r.a1 && !(r.a0 & 1))
+		violation("%s through view %d of %s at 0x%llx succeeded on a page private for the whole access (%llu flips)",
+			  what, mi, sf->name, ull(off), ull(r.a0 >> 1));
+	if (!r.sig)
+		return r;
+	t->st[ST_VIEW_SIGBUS]++;
+	if (((uintptr_t)at >> PAGE_SHIFT) != ((uintptr_t)p >> PAGE_SHIFT))
+		fail("%s through view %d of %s at 0x%llx (%p): SIGBUS at %p, not the page touched",
+		     what, mi, sf->name, ull(off), (void *)p, at);
+	if (r.a0 == r.a1 && (r.a0 & 1) && !atomic_load(&sf->poisoned[pg]) &&
+	    inj0 == inj1 && !(opt.permille && inj1))
+		fail("%s through view %d of %s at 0x%llx: SIGBUS on a page shared for the whole access, never poisoned, no allocation failure injected (%llu flips)",
+		     what, mi, sf->name, ull(off), ull(r.a0 >> 1));
+	return r;
+}
+
+/* The owner's content page @i: only the owner converts it, so the table
+ * says what the model says, and nothing flips it during the access. */
+static void own_view_attr(struct sfile *sf, uint64_t i, const struct vacc *r)
+{
+	const struct pmodel *m = &sf->model[i];
+
+	if (r->a0 != r->a1 || (r->a0 & 1) != m->shared)
+		fail("%s page 0x%llx: view table 0x%llx then 0x%llx, model says %s",
+		     sf->name, ull(OFF(content_pg(i))), ull(r->a0), ull(r->a1),
+		     m->shared ? "shared" : "private");
+}
+
+/* The owner's page through a view: the model's byte, or SIGBUS if private. */
+static void check_view(struct thr *t, struct sfile *sf, uint64_t i,
+		       const char *after)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+	int mi = (int)rnd_below(t, NR_MMS), k = (int)rnd_below(t, 2);
+	uint8_t val = 0xee;
+	struct vacc r;
+
+	r = view_access(t, sf, mi, OFF(pg) + (k ? LAST_BYTE : 0), false, &val);
+	own_view_attr(sf, i, &r);
+	if (r.sig)
+		return;
+	note_host(sf, mi, pg, 1);
+	if (val != m->v[k])
+		fail("after %s: %s page 0x%llx byte 0x%llx: view %d reads 0x%02x, expected 0x%02x (gen %u)",
+		     after, sf->name, ull(OFF(pg)), ull(k ? LAST_BYTE : 0), mi,
+		     val, m->v[k], m->gen);
+	t->st[ST_CHECKED]++;
+}
+
+/* The owner stores new content through a view, then reads it back through
+ * gmem (host and guest) and a view. */
+static void own_view(struct thr *t, struct sfile *sf, uint64_t i)
+{
+	struct pmodel *m = &sf->model[i];
+	uint64_t pg = content_pg(i);
+	int which = (int)rnd_below(t, 3);	/* offset 0, 4095 or both */
+	int mi = (int)rnd_below(t, NR_MMS);
+
+	if (chance(t, 300)) {
+		check_view(t, sf, i, "nothing");
+		return;
+	}
+	m->gen++;
+	for (int k = 0; k < 2; k++) {
+		uint8_t nb = mkbyte(sf, pg, m->gen, k);
+		struct vacc r;
+
+		if (which != 2 && which != k)
+			continue;
+		r = view_access(t, sf, mi, OFF(pg) + (k ? LAST_BYTE : 0), true,
+				&nb);
+		own_view_attr(sf, i, &r);
+		if (r.sig)
+			continue;
+		m->v[k] = nb;
+		note_host(sf, mi, pg, 1);
+	}
+	check_host(t, sf, i, "a store through a view");
+	check_content(t, sf, i, "a store through a view");
+	check_view(t, sf, i, "a store through a view");
+}
+
+/* Anyone's load or store through a view, anywhere (stores not on content
+ * pages: their owners' models hold them). */
+static void view_op(struct thr *t)
+{
+	struct sfile *sf;
+	int mi = (int)rnd_below(t, NR_MMS);
+	uint8_t val = (uint8_t)rnd(t);
+	uint64_t pg;
+	bool store;
+	struct vacc r;
+
+	do
+		sf = &files[rnd_below(t, (uint64_t)nr_files)];
+	while (!sf->view_attr);
+	if (sf->content && chance(t, 500))
+		pg = content_pg(rnd_below(t, nr_content));
+	else
+		pg = rnd_below(t, sf->nr_pages);
+	store = chance(t, 500) && !(sf->content && content_idx(pg) >= 0);
+	r = view_access(t, sf, mi, OFF(pg) + rnd_below(t, PAGE_SIZE), store,
+			&val);
+	if (!r.sig)
+		note_host(sf, mi, pg, 1);
+}
+
 /* --------------------------------------------------------- owner ops */
 
 static void own_write(struct thr *t, struct sfile *sf, uint64_t i, bool guest)
@@ -1078,6 +1408,10 @@ static void own_convert(struct thr *t, struct sfile *sf, uint64_t i)
 		      (flags & GMEM_CONVERT_ZERO) ? "a zeroing conversion" :
 		      "an in-place conversion");
 	check_host(t, sf, i, r ? "a failed conversion" : "a conversion");
+	if (sf->view_attr)
+		check_view(t, sf, i, r ? "a failed conversion" :
+			   (flags & GMEM_CONVERT_ZERO) ? "a zeroing conversion" :
+			   "an in-place conversion");
 }
 
 static void own_punch(struct thr *t, struct sfile *sf, uint64_t i)
@@ -1114,6 +1448,10 @@ static void own_op(struct thr *t)
 	int mi = (int)rnd_below(t, NR_MMS), r;
 	uint64_t x = rnd_below(t, 100);
 
+	if (opt.views && sf->view_attr && chance(t, 250)) {
+		own_view(t, sf, i);
+		return;
+	}
 	if (x < 15) {
 		own_write(t, sf, i, false);
 	} else if (x < 22) {
@@ -1469,6 +1807,8 @@ static void chaos_op(struct thr *t)
 		/* Each poison may retire a huge page for good: capped. */
 		if (atomic_fetch_add(&poisons, 1) >= poison_cap)
 			return;
+		if (sf->poisoned)	/* before: a view's SIGBUS may follow */
+			atomic_store(&sf->poisoned[pg], true);
 		r = gmem_poison(sf->f, OFF(pg));
 		expect_res(r, RES_OK | inj(RES_ENOMEM), "poison", sf, pg, 1);
 		count_res(t, r);
@@ -1543,7 +1883,9 @@ static void step(struct thr *t)
 	uint64_t x = rnd_below(t, 100);
 
 	pins_step(t);
-	if (x < 35 && t->nr_own)
+	if (opt.views && chance(t, 150))
+		view_op(t);
+	else if (x < 35 && t->nr_own)
 		own_op(t);
 	else if (x < 55)
 		peek_op(t);
@@ -1620,6 +1962,35 @@ static void check_models(const char *when)
 	}
 }
 
+/* The view oracle's table says what gmem's attributes say. */
+static void check_view_attrs(const char *when)
+{
+	for (int k = 0; k < nr_files; k++) {
+		struct sfile *sf = &files[k];
+		uint64_t np = sf->nr_pages, cur = 0, s, e, bad = UINT64_MAX;
+
+		if (!sf->view_attr)
+			continue;
+		pthread_mutex_lock(&sf->gf->lock);
+		while (cur < np && bad == UINT64_MAX) {
+			if (!rs_next(&sf->gf->shared, cur, &s, &e) || s >= np)
+				s = e = np;
+			e = MIN(e, np);
+			for (uint64_t pg = cur; pg < e && bad == UINT64_MAX; pg++)
+				if ((atomic_load(&sf->view_attr[pg]) & 1) != (pg >= s))
+					bad = pg;
+			cur = e;
+		}
+		pthread_mutex_unlock(&sf->gf->lock);
+		if (bad != UINT64_MAX)
+			fail("%s: %s page 0x%llx: view table 0x%llx, gmem says %s",
+			     when, sf->name, ull(OFF(bad)),
+			     ull(atomic_load(&sf->view_attr[bad])),
+			     atomic_load(&sf->view_attr[bad]) & 1 ? "private" :
+			     "shared");
+	}
+}
+
 /* Every pin held is intact; the pool counts exactly the pages held. */
 static void check_pins(const char *when)
 {
@@ -1648,6 +2019,7 @@ static uint64_t world_check(const char *when)
 	gmem_inject_fail_random(0, opt.seed);
 	run_gmem_check(when);
 	check_models(when);
+	check_view_attrs(when);
 	check_pins(when);
 	if (opt.permille)
 		gmem_inject_fail_random(opt.permille, opt.seed);
@@ -1702,6 +2074,38 @@ static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
 		sf->model[i].shared = shared;
 }
 
+/*
+ * -V: a view of @sf through every mm, where the policy allows one.
+ * Return: 0, or the error of gmem_mm_view() that means no views here.
+ */
+static int views_setup(struct sfile *sf)
+{
+	int r;
+
+	if (sf->pol == GMEM_POLICY_4K)
+		return 0;
+	sf->view_attr = calloc(sf->nr_pages, sizeof(*sf->view_attr));
+	sf->poisoned = calloc(sf->nr_pages, sizeof(*sf->poisoned));
+	if (!sf->view_attr || !sf->poisoned)
+		fail("setup: out of memory");
+	for (uint64_t pg = 0; pg < sf->nr_pages; pg++) {
+		pthread_mutex_lock(&sf->gf->lock);
+		atomic_init(&sf->view_attr[pg], page_is_shared(sf->gf, pg));
+		pthread_mutex_unlock(&sf->gf->lock);
+		atomic_init(&sf->poisoned[pg], false);
+	}
+	for (int mi = 0; mi < NR_MMS; mi++) {
+		void *a = NULL;
+
+		r = gmem_mm_view(mms[mi], sf->f, &a);
+		if (r == -ENOSYS || r == -EPERM || r == -EOPNOTSUPP)
+			return r;
+		must(r, "view");
+		sf->view[mi] = a;
+	}
+	return 0;
+}
+
 static void file_free(struct sfile *sf)
 {
 	free(sf->model);
@@ -1709,12 +2113,45 @@ static void file_free(struct sfile *sf)
 	free(sf->hc);
 	free(sf->slot_alloc);
 	free(sf->tables);
+	free(sf->view_attr);
+	free(sf->poisoned);
+}
+
+/*
+ * -V: views of every file that can have them, and the means to judge
+ * their accesses; or, where this process cannot have views, exit 77
+ * (skipped) with the reason, everything released first.
+ */
+static void views_start(void)
+{
+	const char *why = NULL;
+	int r = 0;
+
+	pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pagemap_fd < 0)
+		why = "cannot read /proc/self/pagemap";
+	for (int k = 0; !why && k < nr_files; k++)
+		r = views_setup(&files[k]);
+	if (!why && r)
+		why = "no userfaultfd with minor faults on shmem and UFFDIO_POISON (Linux 6.6), or not allowed (root or vm.unprivileged_userfaultfd=1)";
+	if (why) {
+		printf("stress: -V: host views unavailable: %s%s%s\n", why,
+		       r ? ": gmem_mm_view: " : "", r ? res_name(r) : "");
+		fflush(stdout);
+		gmem_pool_destroy(pool);
+		for (int k = 0; k < nr_files; k++)
+			file_free(&files[k]);
+		if (pagemap_fd >= 0)
+			close(pagemap_fd);
+		exit(77);
+	}
+	install_fault_handlers();
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S]\n");
+		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V]\n");
 	exit(2);
 }
 
@@ -1724,7 +2161,7 @@ static void parse(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASh")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVh")) != -1) {
 		switch (c) {
 		case 's':
 			opt.seed = strtoull(optarg, &end, 0);
@@ -1763,6 +2200,9 @@ static void parse(int argc, char **argv)
 			break;
 		case 'S':
 			opt.strict_docs = true;
+			break;
+		case 'V':
+			opt.views = true;
 			break;
 		default:
 			usage();
@@ -1829,6 +2269,8 @@ int main(int argc, char **argv)
 	must(gmem_mm_create(pool, mms[0], &mms[1]), "mm fork");
 	r = gmem_mmap(mms[1], files[0].f);
 	expect_res(r, RES_EEXIST, "second mmap", &files[0], 0, 0);
+	if (opt.views)
+		views_start();
 
 	for (int t = 0; t < opt.threads; t++) {
 		struct thr *th = &thr[t];
@@ -1921,6 +2363,8 @@ int main(int argc, char **argv)
 		fail("pool_total %llu + retired %llu != %llu", ull(s.pool_total),
 		     ull(s.pool_retired), ull(total));
 	gmem_pool_destroy(pool);
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
 	if (gmem_alloc_live_bytes() != live0)
 		fail("gmem metadata: %lld bytes live after the pool went, %lld before it",
 		     (long long)gmem_alloc_live_bytes(), (long long)live0);
@@ -1938,10 +2382,10 @@ int main(int argc, char **argv)
 	       st_names[ST_OPS], ull(sum[ST_OPS]), opt.threads);
 	for (int k = 1; k < NR_ST; k++)
 		printf(" %s=%llu", st_names[k], ull(sum[k]));
-	printf(" commits=%llu private_pages_committed=%llu shatters=%llu collapses=%llu zaps=%llu retired=%llu returned=%llu injected=%llu world_checks=%llu\n",
+	printf(" commits=%llu private_pages_committed=%llu shatters=%llu collapses=%llu zaps=%llu retired=%llu returned=%llu injected=%llu world_checks=%llu pagemap_pages_checked=%llu\n",
 	       ull(atomic_load(&hook_calls)), ull(atomic_load(&hook_private)),
 	       ull(s.shatters), ull(s.collapses), ull(s.zaps),
 	       ull(s.pool_retired), ull(s.pool_returned), ull(injected),
-	       ull(world_checks));
+	       ull(world_checks), ull(atomic_load(&pagemap_pages)));
 	return 0;
 }
