@@ -131,29 +131,13 @@ static bool parse_list(char *arg, bool policies, unsigned int *mask)
 
 /* ------------------------------------------------------------- running */
 
-static bool write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool read_all(int fd, void *buf, size_t len)
+/* All of @len bytes through @fd, as read() or write(); false on EOF or error. */
+static bool xfer_all(int fd, void *buf, size_t len, bool out)
 {
 	char *p = buf;
 
 	while (len) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = out ? write(fd, p, len) : read(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -196,10 +180,10 @@ static void run_one(struct run *r, const struct opts *o, struct progress *pg)
 
 		close(fds[0]);
 		workload_run(r->wl, r->policy, &par, NULL, &res);
-		_exit(write_all(fds[1], &res, sizeof(res)) ? 0 : 1);
+		_exit(xfer_all(fds[1], &res, sizeof(res), true) ? 0 : 1);
 	}
 	close(fds[1]);
-	if (!read_all(fds[0], &r->res, sizeof(r->res))) {
+	if (!xfer_all(fds[0], &r->res, sizeof(r->res), false)) {
 		memset(&r->res, 0, sizeof(r->res));
 		r->res.error = -EPIPE;
 	}
