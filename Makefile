@@ -165,7 +165,18 @@ gmem: $(TOOL)
 $(UNIT_BINS): %: %.o $(TOOLLIB) $(STATIC)
 	$(CC) $(GMEM_LDFLAGS) -o $@ $< $(TOOLLIB) $(STATIC) $(GMEM_LDLIBS)
 
-$(BUILD)/gmem.pc: include/gmem.h Makefile
+# gmem.pc is made of install variables: it follows them through a stamp
+# that holds their values, rewritten only when they change (as the flags'
+# stamp does), so that `make install PREFIX=...` never ships a .pc made for
+# another prefix.
+PC_STAMP := $(BUILD)/.pc-vars
+PC_NOW := prefix=$(PREFIX) libdir=$(LIBDIR) includedir=$(INCLUDEDIR) \
+	version=$(VERSION) libs=$(GMEM_LIBS)
+$(PC_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(PC_NOW)' | cmp -s - $@ || echo '$(PC_NOW)' > $@
+
+$(BUILD)/gmem.pc: include/gmem.h Makefile $(PC_STAMP)
 	@mkdir -p $(@D)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
 		'includedir=$(INCLUDEDIR)' '' 'Name: gmem' \

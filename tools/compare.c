@@ -519,7 +519,7 @@ const char compare_help[] =
 	"                     every statistic but the times\n"
 	"\n"
 	"Exit status: 0 every run completed; 1 a run failed (its row says\n"
-	"why); 2 a usage error.\n";
+	"why), or the results could not be written; 2 a usage error.\n";
 
 static int emit_trace(const struct opts *o)
 {
@@ -556,10 +556,16 @@ static int emit_trace(const struct opts *o)
 		}
 	}
 	ret = workload_run(wl, policy, &o->par, f, &res);
-	if (f != stdout && fclose(f)) {
-		fprintf(stderr, "gmem: compare: %s: %s\n", o->emit_path,
-			strerror(errno));
-		return EXIT_FAILURE;
+	if (f != stdout) {
+		/* a write that failed before the close counts too */
+		bool lost = ferror(f);
+
+		errno = 0;
+		if (fclose(f) || lost) {
+			fprintf(stderr, "gmem: compare: %s: %s\n", o->emit_path,
+				errno ? strerror(errno) : "write error");
+			return EXIT_FAILURE;
+		}
 	}
 	if (ret) {
 		fprintf(stderr, "gmem: compare: %s under %s failed: %s (%s)\n",

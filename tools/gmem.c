@@ -5,7 +5,9 @@
  * One subcommand per entry of the table below; each parses its own
  * arguments and returns the process's exit code.  Messages of the tool
  * itself go to stderr prefixed "gmem: "; 2 is the exit code of a usage
- * error, as for replay's malformed traces.
+ * error, as for replay's malformed traces.  What a command writes on
+ * stdout is its result: if any of it could not be written, the command
+ * fails (EXIT_WRITE) with one line on stderr.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,6 +21,7 @@
 #include "vm.h"
 
 #define EXIT_USAGE 2
+#define EXIT_WRITE 1	/* stdout could not be written */
 
 struct subcmd {
 	const char *name;
@@ -39,7 +42,8 @@ static const struct subcmd subcmds[] = {
 	  "each command on stdout.  FILE - reads the trace from stdin.\n"
 	  "\n"
 	  "Exit status: 0 the trace ran to its end and every expect held;\n"
-	  "1 an expect failed (\"LINENO: expect failed: ...\" on stdout);\n"
+	  "1 an expect failed (\"LINENO: expect failed: ...\" on stdout),\n"
+	  "or stdout could not be written;\n"
 	  "2 a malformed line (\"LINENO: syntax error: ...\" on stderr),\n"
 	  "or the trace could not be read.\n",
 	  replay_main },
@@ -120,7 +124,27 @@ static int replay_main(int argc, char **argv)
 	return ret;
 }
 
-int main(int argc, char **argv)
+/*
+ * Flushes and closes stdout.  If anything written there was lost (a full
+ * disk, /dev/full, a write error of any kind), says so and returns
+ * EXIT_WRITE, unless the command already failed with a code of its own.
+ */
+static int close_stdout(int rc)
+{
+	bool lost = ferror(stdout);
+
+	errno = 0;
+	if (fclose(stdout))
+		lost = true;
+	if (!lost)
+		return rc;
+	/* errno is the close's; a write that failed earlier left none */
+	fprintf(stderr, "gmem: error writing standard output%s%s\n",
+		errno ? ": " : "", errno ? strerror(errno) : "");
+	return rc ? rc : EXIT_WRITE;
+}
+
+static int run(int argc, char **argv)
 {
 	const struct subcmd *c;
 
@@ -149,4 +173,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	return c->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+	return close_stdout(run(argc, argv));
 }

@@ -4,12 +4,13 @@
  *
  * Each line is lexed into words and checked against the line alone: an
  * unknown command, option or flag, a missing or extra word, a malformed
- * number or name, a byte above 255 or a bad enum value is a syntax error
- * (exit 2).  Only then does the command meet the replay's state (the pool
- * and three name tables: files, mms, pins), and from there on everything
- * is a result line, never a failure of the replay.  The order of checks is
- * TRACE.md's: names referenced (ENOENT), the name defined (EEXIST), then
- * the library's own checks (offsets and lengths, then its rules).
+ * number or name, a byte above 255, a bad enum value or a NUL byte anywhere
+ * in the line is a syntax error (exit 2).  Only then does the command meet
+ * the replay's state (the pool and three name tables: files, mms, pins),
+ * and from there on everything is a result line, never a failure of the
+ * replay.  The order of checks is TRACE.md's: names referenced (ENOENT),
+ * the name defined (EEXIST), then the library's own checks (offsets and
+ * lengths, then its rules).
  *
  * Output is a contract read word for word by other people's tests: change
  * a result's spelling only together with TRACE.md.
@@ -1118,6 +1119,14 @@ static int run_expect(struct replay *r)
 	return status;
 }
 
+/* Prints the syntax error of the current line (its text is in r->msg). */
+static int print_syntax_error(struct replay *r)
+{
+	fflush(r->out);
+	fprintf(r->err, "%lu: syntax error: %s\n", r->lineno, sb_str(&r->msg));
+	return TRACE_SYNTAX_ERROR;
+}
+
 /* Runs the words of one line; the result goes to out, a syntax error to err. */
 static int run_line(struct replay *r)
 {
@@ -1158,21 +1167,31 @@ static int run_line(struct replay *r)
 	return TRACE_OK;
 
 syntax_error:
-	fflush(r->out);
-	fprintf(r->err, "%lu: syntax error: %s\n", r->lineno, sb_str(&r->msg));
-	return TRACE_SYNTAX_ERROR;
+	return print_syntax_error(r);
 }
 
 int trace_replay(FILE *in, const char *name, FILE *out, FILE *err)
 {
 	struct replay r = { .out = out, .err = err };
 	int status = TRACE_OK;
-	char *line = NULL;
+	char *line = NULL, *nul;
 	size_t cap = 0;
+	ssize_t len;
 
 	errno = 0;
-	while (getline(&line, &cap, in) >= 0) {
+	while ((len = getline(&line, &cap, in)) >= 0) {
 		r.lineno++;
+		/*
+		 * A trace is text: a NUL byte would silently end the line
+		 * for everything below, so it is malformed wherever it is.
+		 */
+		nul = memchr(line, '\0', (size_t)len);
+		if (nul) {
+			syntax(&r, "NUL byte at column %zu",
+			       (size_t)(nul - line) + 1);
+			status = print_syntax_error(&r);
+			break;
+		}
 		if (!split_words(&r, line)) {
 			r.oom = true;
 			break;

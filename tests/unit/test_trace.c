@@ -17,13 +17,14 @@ struct run {
 	char *out, *err;
 };
 
-static bool replay(const char *trace, struct run *r)
+/* Replays the @len bytes of @trace (which may hold NUL bytes). */
+static bool replay_bytes(const char *trace, size_t len, struct run *r)
 {
 	size_t out_len = 0, err_len = 0;
 	FILE *in, *out, *err;
 
 	r->out = r->err = NULL;
-	in = fmemopen((void *)trace, strlen(trace), "r");
+	in = fmemopen((void *)trace, len, "r");
 	out = open_memstream(&r->out, &out_len);
 	err = open_memstream(&r->err, &err_len);
 	CHECK(in && out && err);
@@ -32,6 +33,11 @@ static bool replay(const char *trace, struct run *r)
 	fclose(out);
 	fclose(err);
 	return true;
+}
+
+static bool replay(const char *trace, struct run *r)
+{
+	return replay_bytes(trace, strlen(trace), r);
 }
 
 static void run_free(struct run *r)
@@ -199,6 +205,48 @@ static bool test_syntax_errors(void)
 }
 
 /* ENOENT, then EEXIST, then EINVAL; a failed pin defines nothing. */
+/*
+ * A NUL byte is a syntax error wherever it is in a line, a comment
+ * included: nothing after it is silently dropped.
+ */
+static bool test_nul_byte(void)
+{
+#define NUL_CASE(t, o, e) { t, sizeof(t) - 1, o, e }
+	static const struct {
+		const char *trace;
+		size_t len;
+		const char *out, *err;
+	} cases[] = {
+		NUL_CASE("pool 2M 1 backing=none\nmm m\0 junk\ncheck\n",
+			 "1: ok\n", "2: syntax error: NUL byte at column 5\n"),
+		NUL_CASE("pool 2M 1 backing=none\n\0\n", "1: ok\n",
+			 "2: syntax error: NUL byte at column 1\n"),
+		NUL_CASE("pool 2M 1 backing=none # a\0b\n", "",
+			 "1: syntax error: NUL byte at column 27\n"),
+		NUL_CASE("pool 2M 1 backing=none\nmm m\0", "1: ok\n",
+			 "2: syntax error: NUL byte at column 5\n"),
+	};
+#undef NUL_CASE
+	struct run r;
+	size_t i;
+	bool ok;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK(replay_bytes(cases[i].trace, cases[i].len, &r));
+		ok = r.status == TRACE_SYNTAX_ERROR &&
+		     !strcmp(r.out, cases[i].out) &&
+		     !strcmp(r.err, cases[i].err);
+		if (!ok)
+			fprintf(stderr, "case %zu: exit %d, out:\n%s--- err:\n"
+				"%s--- wanted exit %d, out:\n%s--- err:\n%s---\n",
+				i, r.status, r.out, r.err, TRACE_SYNTAX_ERROR,
+				cases[i].out, cases[i].err);
+		run_free(&r);
+		CHECK(ok);
+	}
+	return true;
+}
+
 static bool test_names(void)
 {
 	return expect_run(
@@ -318,6 +366,7 @@ int main(void)
 		TEST(test_lexical),
 		TEST(test_expect_failed),
 		TEST(test_syntax_errors),
+		TEST(test_nul_byte),
 		TEST(test_names),
 		TEST(test_stats),
 		TEST(test_backing_none),
