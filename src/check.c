@@ -168,43 +168,85 @@ static bool file_ok(struct gfile *f, char *why, size_t len)
 	       gmaps_ok(f, why, len) && refcounts_ok(f, why, len);
 }
 
-/* Huge pages: free + held by files + detached + retired == created. */
-static bool pool_ok(struct gpool *p, uint64_t held, uint64_t resv, char *why,
-		    size_t len)
+/*
+ * Huge pages: free + held by files + detached == total, and the files'
+ * reservations and holdings add up.  Every figure here changes only under
+ * the pool lock, so one pass under it is a consistent snapshot however
+ * many threads allocate, punch or unpin meanwhile.
+ * Context: files_lock (the list), takes the pool lock.
+ */
+static bool pool_ok(struct gpool *p, char *why, size_t len)
 {
-	uint64_t detached = 0;
-	bool ok = true;
+	uint64_t detached = 0, held = 0, resv = 0;
+	bool ok = false;
 
 	pthread_mutex_lock(&p->lock);
 	for (struct ghuge *h = p->detached; h; h = h->next_detached)
 		detached++;
-	if (p->free + held + detached != p->total) {
+	for (struct gfile *f = p->files; f; f = f->next) {
+		held += f->held;
+		resv += f->resv;
+		/* A file never holds more than its size in memory and
+		 * reservations together. */
+		if (f->held + f->resv > f->nr_huge) {
+			snprintf(why, len,
+				 "file holds %llu huge pages and reserves %llu, size %llu",
+				 (unsigned long long)f->held,
+				 (unsigned long long)f->resv,
+				 (unsigned long long)f->nr_huge);
+			goto out;
+		}
+	}
+	if (p->free + p->held + detached != p->total) {
 		snprintf(why, len,
 			 "pool: free %llu + held %llu + detached %llu != total %llu",
-			 (unsigned long long)p->free, (unsigned long long)held,
+			 (unsigned long long)p->free, (unsigned long long)p->held,
 			 (unsigned long long)detached,
 			 (unsigned long long)p->total);
-		ok = false;
+	} else if (held != p->held) {
+		snprintf(why, len, "pool: held %llu, files hold %llu",
+			 (unsigned long long)p->held, (unsigned long long)held);
 	} else if (p->nr_free_stack != p->free) {
 		snprintf(why, len, "pool: free list %llu, free %llu",
 			 (unsigned long long)p->nr_free_stack,
 			 (unsigned long long)p->free);
-		ok = false;
 	} else if (p->resv != resv || p->resv > p->free) {
 		snprintf(why, len, "pool: resv %llu, files reserve %llu, free %llu",
 			 (unsigned long long)p->resv, (unsigned long long)resv,
 			 (unsigned long long)p->free);
-		ok = false;
+	} else {
+		ok = true;
 	}
+out:
 	pthread_mutex_unlock(&p->lock);
 	return ok;
 }
 
+/* A file's huge pages are those its counter says.  Context: file lock. */
+static bool file_held_ok(struct gfile *f, char *why, size_t len)
+{
+	uint64_t mine = 0;
+
+	for (uint64_t s = 0; s < f->nr_huge; s++)
+		mine += f->huge[s] != NULL;
+	if (mine == f->held)
+		return true;
+	snprintf(why, len, "file holds %llu huge pages, counted %llu",
+		 (unsigned long long)mine, (unsigned long long)f->held);
+	return false;
+}
+
+/*
+ * gmem_check() - each open file under its own locks (its invalidate lock
+ * exclusively and its file lock: nothing of it can change meanwhile), in
+ * turn; then the pool's conservation from the pool lock alone.  A file
+ * that close has already emptied (still on the list until close takes
+ * files_lock) is skipped: its structures are gone.
+ */
 int gmem_check(struct gmem_pool *pool, char *buf, size_t len)
 {
 	struct gpool *p = to_pool(pool);
 	char tmp[256];
-	uint64_t held = 0, resv = 0;
 	bool ok = true;
 
 	if (!pool)
@@ -218,30 +260,13 @@ int gmem_check(struct gmem_pool *pool, char *buf, size_t len)
 	for (struct gfile *f = p->files; f && ok; f = f->next) {
 		invalidate_lock(f);
 		pthread_mutex_lock(&f->lock);
-		ok = file_ok(f, buf, len);
-		uint64_t mine = 0;
-
-		for (uint64_t s = 0; s < f->nr_huge; s++)
-			mine += f->huge[s] != NULL;
-		held += mine;
-		pthread_mutex_lock(&p->lock);
-		resv += f->resv;
-		/* A file never holds more than its size in memory and
-		 * reservations together. */
-		if (ok && mine + f->resv > f->nr_huge) {
-			snprintf(buf, len,
-				 "file holds %llu huge pages and reserves %llu, size %llu",
-				 (unsigned long long)mine,
-				 (unsigned long long)f->resv,
-				 (unsigned long long)f->nr_huge);
-			ok = false;
-		}
-		pthread_mutex_unlock(&p->lock);
+		if (!f->closed)
+			ok = file_ok(f, buf, len) && file_held_ok(f, buf, len);
 		pthread_mutex_unlock(&f->lock);
 		invalidate_unlock(f);
 	}
 	if (ok)
-		ok = pool_ok(p, held, resv, buf, len);
+		ok = pool_ok(p, buf, len);
 	pthread_mutex_unlock(&p->files_lock);
 	return ok ? 0 : -EUCLEAN;
 }

@@ -239,6 +239,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		     struct gmem_file **out)
 {
 	struct gpool *p = to_pool(pool);
+	pthread_condattr_t ca;
 	struct gfile *f;
 	uint64_t need = 0;
 	int ret = -ENOMEM;
@@ -256,7 +257,12 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	f->policy = policy;
 	inval_init(&f->inval);
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->pin_wait, NULL);
+	pthread_condattr_init(&ca);
+	/* drain()'s deadline is on the monotonic clock: a change of the
+	 * wall clock neither cuts nor stretches a conversion's wait */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->pin_wait, &ca);
+	pthread_condattr_destroy(&ca);
 	rs_init(&f->shared);
 	rs_init(&f->poison);
 	rs_init(&f->iommu_ranges);
@@ -415,9 +421,9 @@ static uint64_t now_ns(void)
 static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
 		 uint64_t *at)
 {
-	uint64_t pg, start = 0, deadline = 0;
+	uint64_t pg, start = 0;
 	struct gfolio *fo;
-	struct timespec ts;
+	struct timespec deadline;
 	int ret = 0;
 
 	assert_invalidate_exclusive(f);
@@ -430,8 +436,17 @@ static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
 		}
 	}
 	if (timeout_ms) {
+		/* One absolute deadline on the condition's clock (monotonic),
+		 * computed once: every wait and every test uses it, so no
+		 * remainder is ever computed from a second reading. */
 		start = now_ns();
-		deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
 	}
 	for (;;) {
 		for (pg = pg0; (fo = drain_next(f, &pg, pg1));)
@@ -440,7 +455,7 @@ static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
 		if (!fo)
 			break;
 		*at = MAX(fo->index, pg0);
-		if (!timeout_ms || (timeout_ms > 0 && now_ns() >= deadline)) {
+		if (!timeout_ms) {
 			ret = -EAGAIN;
 			break;
 		}
@@ -448,16 +463,21 @@ static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
 			pthread_cond_wait(&f->pin_wait, &f->lock);
 			continue;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t left = deadline - now_ns();
-
-		ts.tv_sec += (time_t)(left / 1000000000ULL);
-		ts.tv_nsec += (long)(left % 1000000000ULL);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		/* a test may stall here, past the deadline */
+		if (gmem_test_hooks.drain_wait)
+			gmem_test_hooks.drain_wait(f);
+		if (pthread_cond_timedwait(&f->pin_wait, &f->lock,
+					   &deadline) == ETIMEDOUT) {
+			/* one last look: an unpin may have come with the time */
+			for (pg = pg0; (fo = drain_next(f, &pg, pg1));)
+				if (folio_has_unexpected_refs(fo))
+					break;
+			if (fo) {
+				*at = MAX(fo->index, pg0);
+				ret = -EAGAIN;
+			}
+			break;
 		}
-		pthread_cond_timedwait(&f->pin_wait, &f->lock, &ts);
 	}
 	if (start)
 		pool_count(f->pool, &f->pool->run.pin_wait_ns, &f->c.pin_wait_ns,

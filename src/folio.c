@@ -475,6 +475,34 @@ void folio_put(struct gfile *f, struct gfolio *fo)
 		folio_free(f, fo);
 }
 
+atomic_int folio_ref_limit = FOLIO_REF_LIMIT;
+
+void gmem_test_set_ref_limit(int limit)
+{
+	/* relaxed: set before the threads that pin start */
+	atomic_store_explicit(&folio_ref_limit,
+			      limit > 0 ? limit : FOLIO_REF_LIMIT,
+			      memory_order_relaxed);
+}
+
+/**
+ * folio_pin_room() - whether @nr more pinned pages of @fo, and @ptes new
+ * host entries on it, keep its refcount and pincount within the limit.
+ * Context: file lock (the counts change only under it).
+ */
+bool folio_pin_room(struct gfolio *fo, uint64_t nr, uint64_t ptes)
+{
+	int64_t limit = atomic_load_explicit(&folio_ref_limit,
+					     memory_order_relaxed);
+	int64_t refs = fo->order ? (int64_t)nr :
+				   (int64_t)nr * GUP_PIN_COUNTING_BIAS;
+	int64_t pins = atomic_load_explicit(&fo->pincount,
+					    memory_order_relaxed);
+
+	return folio_ref_count(fo) + refs + (int64_t)ptes <= limit &&
+	       pins + (fo->order ? (int64_t)nr : 0) <= limit;
+}
+
 void folio_pin(struct gfolio *fo, uint32_t nr, bool longterm)
 {
 	if (fo->order == 0) {
@@ -775,17 +803,43 @@ static bool try_merge_1g(struct gfile *f, struct ghuge *h)
 
 /**
  * file_note_merge() - remember that blocks over [pg0, pg1) may merge.
- * Context: file lock.  A range that cannot be recorded (no memory) is
- * dropped: the blocks merge at their next opportunity.
+ * Context: file lock.  A range that cannot be recorded (no memory for a
+ * node) is not lost: the file is marked to look at every block instead,
+ * which needs no memory.
  */
 void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
 {
 	if (f->policy != GMEM_POLICY_B_LAZY || f->closed)
 		return;
-	if (rs_add(&f->merge_todo, pg0, pg1) == 0)
-		/* release: pairs with the acquire in the unlock paths */
-		atomic_store_explicit(&f->merge_pending, true,
-				      memory_order_release);
+	if (rs_add(&f->merge_todo, pg0, pg1))
+		f->merge_all = true;
+	/* release: pairs with the acquire in the unlock paths */
+	atomic_store_explicit(&f->merge_pending, true, memory_order_release);
+}
+
+/* Merge what may merge in the huge pages over [s, e).  Context: as below. */
+static void run_merges_in(struct gfile *f, uint64_t s, uint64_t e)
+{
+	unsigned int order = file_order(f);
+
+	for (uint64_t slot = s >> order; slot <= (e - 1) >> order; slot++) {
+		struct ghuge *h = f->huge[slot];
+
+		if (!h || !h->blk.split)
+			continue;
+		if (order == PMD_ORDER) {
+			try_merge_2m(f, h, &h->blk, h->index);
+			continue;
+		}
+		uint64_t a = MAX(s, h->index), b = MIN(e, h->index +
+					(1ULL << PUD_ORDER));
+
+		for (uint64_t ci = (a - h->index) >> PMD_ORDER;
+		     ci <= (b - 1 - h->index) >> PMD_ORDER; ci++)
+			try_merge_2m(f, h, &h->blk.child[ci],
+				     h->index + (ci << PMD_ORDER));
+		try_merge_1g(f, h);
+	}
 }
 
 /**
@@ -795,38 +849,24 @@ void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
  */
 void file_run_merges(struct gfile *f)
 {
-	unsigned int order = file_order(f);
 	uint64_t s, e, from = 0;
 
 	assert_invalidate_exclusive(f);
 	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
 	if (f->closed || f->policy != GMEM_POLICY_B_LAZY) {
+		f->merge_all = false;
 		rs_destroy(&f->merge_todo);
 		rs_init(&f->merge_todo);
 		return;
 	}
-	while (rs_next(&f->merge_todo, from, &s, &e)) {
-		from = e;
-		for (uint64_t slot = s >> order; slot <= (e - 1) >> order;
-		     slot++) {
-			struct ghuge *h = f->huge[slot];
-
-			if (!h || !h->blk.split)
-				continue;
-			if (order == PMD_ORDER) {
-				try_merge_2m(f, h, &h->blk, h->index);
-				continue;
-			}
-			uint64_t a = MAX(s, h->index), b = MIN(e, h->index +
-						(1ULL << PUD_ORDER));
-
-			for (uint64_t ci = (a - h->index) >> PMD_ORDER;
-			     ci <= (b - 1 - h->index) >> PMD_ORDER; ci++)
-				try_merge_2m(f, h, &h->blk.child[ci],
-					     h->index + (ci << PMD_ORDER));
-			try_merge_1g(f, h);
+	if (f->merge_all)
+		run_merges_in(f, 0, f->nr_pages);
+	else
+		while (rs_next(&f->merge_todo, from, &s, &e)) {
+			from = e;
+			run_merges_in(f, s, e);
 		}
-	}
+	f->merge_all = false;
 	rs_destroy(&f->merge_todo);
 	rs_init(&f->merge_todo);
 }

@@ -81,7 +81,10 @@ int gmem_guest_access(struct gmem_file *file, uint64_t off, uint64_t len,
 	if (ret)
 		return ret;
 	pg = off >> PAGE_SHIFT;
-	last = len ? (off + len - 1) >> PAGE_SHIFT : pg;
+	/* A range that wraps past 2^64 runs past the end of any file: the
+	 * walk stops there with GMEM_GUEST_FAULT. */
+	last = !len ? pg : len - 1 > UINT64_MAX - off ? UINT64_MAX >> PAGE_SHIFT :
+	       (off + len - 1) >> PAGE_SHIFT;
 	pthread_mutex_lock(&f->lock);
 	for (; pg <= last && !ret; pg++)
 		ret = guest_map_page(f, pg);

@@ -216,6 +216,13 @@ void pin_cache_destroy(struct gfile *f)
 
 /* ---------------------------------------------------------------- pin */
 
+/*
+ * Pin ids are unique in the process, not only in a pool, so that an id
+ * given to the wrong pool's gmem_unpin() finds nothing (-ENOENT) instead
+ * of another pool's pin.  64 bits do not wrap.
+ */
+static atomic_uint_fast64_t pin_next_id = 1;
+
 /* The first page of [pg0, pg1) that cannot be pinned, and why. */
 static int pin_check(struct gfile *f, uint64_t pg0, uint64_t pg1, bool excl)
 {
@@ -273,13 +280,16 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	int ret;
 
 	if (!mmp || !file || !id ||
-	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)))
+	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)) ||
+	    to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	ret = file_enter_shared(f);
 	if (ret)
 		return ret;
 	p = f->pool;
-	if (!range_ok(f, off, len)) {
+	/* A pin is a host access: alignment and length are the caller's
+	 * error, pages past the end the mapping's (EFAULT, below). */
+	if (!len || (off & (PAGE_SIZE - 1)) || (len & (PAGE_SIZE - 1))) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -294,10 +304,18 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		ret = -EOPNOTSUPP;
 		goto unlock;
 	}
+	/* [pg0, pg1) lies in the file; pages from pg1 on (if @len reaches
+	 * past the end) come after every page of it in offset order. */
 	pg0 = off >> PAGE_SHIFT;
-	nr = len >> PAGE_SHIFT;
+	if (pg0 >= f->nr_pages) {
+		ret = -EFAULT;
+		goto unlock;
+	}
+	nr = MIN(len >> PAGE_SHIFT, f->nr_pages - pg0);
 	pg1 = pg0 + nr;
 	ret = pin_check(f, pg0, pg1, excl);
+	if (!ret && nr != len >> PAGE_SHIFT)
+		ret = -EFAULT;
 	if (ret)
 		goto unlock;
 
@@ -309,7 +327,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 				      gmem_alloc(nr * sizeof(*undo));
 	if (!undo)
 		goto unlock;
-	for (uint64_t pg = pg0; pg < pg1; pg++) {
+	for (uint64_t pg = pg0, seg = 0, ptes = 0; pg < pg1; pg++) {
 		struct gfolio *fo;
 		bool allocated;
 
@@ -318,8 +336,18 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		if (allocated)
 			undo[nr_undo++] = f->policy == GMEM_POLICY_4K ? pg :
 					  pg >> p->order;
-		if (pg == pg0 || fo != folio_lookup(f, pg - 1))
+		if (pg == pg0 || fo != folio_lookup(f, pg - 1)) {
 			nr_segs++;
+			seg = ptes = 0;
+		}
+		seg++;
+		ptes += !pt_present(v, pg);
+		/* A folio's pages are contiguous: its segment ends here. */
+		if ((pg + 1 == pg1 || pg + 1 == fo->index + folio_nr_pages(fo)) &&
+		    !folio_pin_room(fo, seg, ptes)) {
+			ret = -ENOMEM;
+			goto undo_ret;
+		}
 	}
 	pin = pin_alloc(f, nr_segs);
 	if (!pin)
@@ -348,8 +376,10 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	pin->flags = flags;
 	pin->nr_segs = nr_segs;
 	f->c.pins += nr;
+	/* relaxed: ids need only be unique; the table is under p->lock */
+	pin->id = atomic_fetch_add_explicit(&pin_next_id, 1,
+					    memory_order_relaxed);
 	pthread_mutex_lock(&p->lock);
-	pin->id = p->pin_next_id++;
 	pin_table_insert(p, pin);
 	p->nr_pins += nr;
 	pthread_mutex_unlock(&p->lock);
@@ -358,8 +388,9 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	goto unlock;
 
 undo:
-	pin_undo_alloc(f, undo, nr_undo);
 	ret = -ENOMEM;
+undo_ret:
+	pin_undo_alloc(f, undo, nr_undo);
 unlock:
 	if (undo != undo_small)
 		gmem_free(undo, nr * sizeof(*undo));

@@ -29,6 +29,7 @@
 #define GMEM_INTERNAL_H
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -52,6 +53,18 @@
 /* Kernel's GUP_PIN_COUNTING_BIAS (include/linux/mm.h): a pin on an
  * order-0 folio adds this to its refcount. */
 #define GUP_PIN_COUNTING_BIAS 1024
+
+/*
+ * The highest refcount a pin or a host fault may take a folio to.  The
+ * kernel refuses a GUP pin whose reference could overflow (try_grab_folio()
+ * fails and GUP returns -ENOMEM); gmem refuses before the int can wrap,
+ * keeping GUP_PIN_COUNTING_BIAS of headroom for transient lookup
+ * references.  With 1 + 1 (file, PTE), an order-0 folio takes 2,097,150
+ * pins.  folio_ref_limit is this, or lower in a test.
+ */
+#define FOLIO_REF_LIMIT (INT_MAX - GUP_PIN_COUNTING_BIAS)
+extern atomic_int folio_ref_limit;
+void gmem_test_set_ref_limit(int limit);	/* 0: FOLIO_REF_LIMIT */
 
 #ifndef EHWPOISON
 #define EHWPOISON 133
@@ -165,7 +178,11 @@ struct gpool {
 	size_t map_len;
 	void *map_raw;
 	uint64_t total, free, resv, retired;
+	uint64_t held;			/* pages attached to files */
 	uint64_t *free_stack;		/* free page numbers */
+	/* hugetlb: free pages kept in memory since a file used them, to be
+	 * cleared on reuse (a bit per page) */
+	uint64_t *dirty;
 	uint64_t nr_free_stack;
 	struct ghuge *detached;
 	uint64_t detached_meta;
@@ -183,7 +200,6 @@ struct gpool {
 	/* pins: chained hash table by id */
 	struct gpin **pin_hash;
 	uint64_t pin_hash_size;
-	uint64_t pin_next_id;
 	uint64_t nr_pins;		/* pinned pages, all files */
 
 	/* run-wide counters, under lock */
@@ -320,11 +336,15 @@ struct gfile {
 	struct rangeset iommu_ranges;	/* ranges given to gmem_iommu_map */
 	struct rangeset merge_todo;	/* b-lazy: ranges to try merging */
 	atomic_bool merge_pending;	/* merge_todo non-empty */
+	bool merge_all;			/* a note could not be recorded:
+					 * look at every block */
 	struct ghuge **huge;		/* huge policies: per huge page */
 	uint64_t nr_huge;
 	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
 	uint64_t nr_small_dirs;
 	uint64_t resv;			/* reserved, not yet allocated */
+	uint64_t held;			/* huge pages in huge[] (pool->lock
+					 * and this lock to change) */
 	uint64_t *unreserved;		/* per huge page: reservation gone
 					 * with a retired page (pool->lock) */
 	struct gvma *vmas;
@@ -371,6 +391,7 @@ void folio_pin(struct gfolio *fo, uint32_t nr, bool longterm);
 void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
 		 bool longterm);
 bool folio_has_unexpected_refs(struct gfolio *fo);
+bool folio_pin_room(struct gfolio *fo, uint64_t nr, uint64_t ptes);
 int folio_level(const struct gfolio *fo);
 void huge_undo_alloc(struct gfile *f, uint64_t slot);
 void small_undo_alloc(struct gfile *f, uint64_t pg);
@@ -452,6 +473,9 @@ static inline struct gmm *to_mm(struct gmem_mm *m)
 struct gmem_test_hooks {
 	void (*convert_commit)(struct gfile *f, uint64_t pg0, uint64_t pg1,
 			       enum gmem_attr to);
+	/* drain() is about to wait for pins until its deadline (file lock
+	 * held): a test stalls here to pass the deadline first */
+	void (*drain_wait)(struct gfile *f);
 };
 extern struct gmem_test_hooks gmem_test_hooks;
 

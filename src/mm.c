@@ -234,7 +234,7 @@ int gmem_mmap(struct gmem_mm *mmp, struct gmem_file *file)
 	struct gfile *f = to_file(file);
 	int ret;
 
-	if (!mmp || !file)
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	ret = file_enter_shared(f);
 	if (ret)
@@ -255,7 +255,7 @@ int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 	uint64_t nr = 0, i;
 	int ret = 0;
 
-	if (!pool || !out)
+	if (!pool || !out || (fork_from && to_mm(fork_from)->pool != p))
 		return -EINVAL;
 	mm = gmem_alloc(sizeof(*mm));
 	if (!mm)
@@ -353,6 +353,10 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		return GMEM_SIGBUS;
 	if (folio_get_or_alloc(f, pg, &fo, &allocated))
 		return GMEM_SIGBUS;
+	/* A reference that could overflow is refused, as for a pin; a new
+	 * folio (refcount 1) always has room. */
+	if (!folio_pin_room(fo, 0, 1))
+		return GMEM_SIGBUS;
 	pt_install(v, pg, fo);
 	*out = fo;
 	return 0;
@@ -368,7 +372,7 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 	uint64_t pg = off >> PAGE_SHIFT;
 	int ret;
 
-	if (!mmp || !file)
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	ret = file_enter_shared(f);
 	if (ret)

@@ -123,7 +123,6 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 	p->total = p->free = count;
 	p->fd = -1;
 	p->arena_fd = -1;
-	p->pin_next_id = 1;
 	pthread_mutex_init(&p->files_lock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 
@@ -139,6 +138,13 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 	if (ret)
 		goto err;
 
+	if (backing == GMEM_BACKING_HUGETLB && count) {
+		p->dirty = gmem_alloc((count + 63) / 64 * sizeof(uint64_t));
+		if (!p->dirty) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
 	p->free_stack = gmem_alloc((count ? count : 1) * sizeof(uint64_t));
 	p->pin_hash_size = 1024;
 	p->pin_hash = gmem_alloc(p->pin_hash_size * sizeof(struct gpin *));
@@ -212,6 +218,7 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 	gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
 	gmem_free(p->free_stack, (p->total + p->retired ? p->total + p->retired : 1) *
 		  sizeof(uint64_t));
+	gmem_free(p->dirty, (p->total + p->retired + 63) / 64 * sizeof(uint64_t));
 	if (p->pin_hash)
 		gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
 	pthread_mutex_destroy(&p->files_lock);
@@ -226,10 +233,9 @@ void gmem_pool_destroy(struct gmem_pool *pool)
  */
 int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h)
 {
-	int ret = 0;
-
 	uint64_t slot = h->index >> p->order;
-	bool unreserved;
+	bool unreserved, dirty = false;
+	int ret = 0;
 
 	pthread_mutex_lock(&p->lock);
 	unreserved = f->unreserved[slot / 64] & (1ULL << (slot % 64));
@@ -246,8 +252,18 @@ int pool_alloc_huge(struct gpool *p, struct gfile *f, struct ghuge *h)
 	GM_BUG_ON(p->nr_free_stack == 0);
 	h->pfn = p->free_stack[--p->nr_free_stack];
 	p->free--;
+	p->held++;
+	f->held++;
+	dirty = p->dirty && (p->dirty[h->pfn / 64] & (1ULL << (h->pfn % 64)));
+	if (dirty)
+		p->dirty[h->pfn / 64] &= ~(1ULL << (h->pfn % 64));
 out:
 	pthread_mutex_unlock(&p->lock);
+	/* A kept hugetlb page is cleared on reuse, as the kernel clears a
+	 * huge page when it is faulted in.  Outside the pool lock: only
+	 * this caller owns the page now. */
+	if (dirty)
+		memset(p->base + h->pfn * p->page_size, 0, p->page_size);
 	return ret;
 }
 
@@ -263,6 +279,22 @@ void pool_zero(struct gpool *p, uint8_t *data, uint64_t len)
 	memset(data, 0, len);
 }
 
+/*
+ * Whether a hugetlb page of the pool is in memory (was ever touched), so
+ * that its reuse must clear it.  mincore() reports a hugetlb mapping's
+ * residency per 4 KiB; the first page stands for the whole huge page.
+ * If it cannot tell, assume it is.
+ */
+static bool hugetlb_resident(struct gpool *p, uint8_t *data)
+{
+	unsigned char vec = 1;
+
+	(void)p;
+	if (mincore(data, PAGE_SIZE, &vec))
+		return true;
+	return vec & 1;
+}
+
 /**
  * pool_return_huge() - a huge page no longer holds data: free it, or retire
  * it if poisoned.  The owner, if still open, keeps the reservation the page
@@ -272,14 +304,32 @@ void pool_zero(struct gpool *p, uint8_t *data, uint64_t len)
 void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
 		      bool undo)
 {
-	if (h->data) {
-		if (p->backing == GMEM_BACKING_HUGETLB)
+	bool keep = false;
+
+	if (h->data && p->backing == GMEM_BACKING_HUGETLB) {
+		/*
+		 * Punching a hugetlbfs file gives the page's reservation back
+		 * to the host, and another process may take the page: the
+		 * pool's next fault there would get SIGBUS.  So the pool keeps
+		 * its pages for its whole life and clears a kept page when it
+		 * is used again; only a retired page goes back to the host.
+		 */
+		if (h->poisoned)
 			fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				  (off_t)(h->data - p->base), (off_t)p->page_size);
 		else
-			pool_zero(p, h->data, p->page_size);
+			keep = hugetlb_resident(p, h->data);
+	} else if (h->data) {
+		pool_zero(p, h->data, p->page_size);
 	}
 	pthread_mutex_lock(&p->lock);
+	if (keep)
+		p->dirty[h->pfn / 64] |= 1ULL << (h->pfn % 64);
+	if (!h->detached) {
+		p->held--;
+		if (owner)
+			owner->held--;
+	}
 	for (struct ghuge **pp = &p->detached; *pp; pp = &(*pp)->next_detached) {
 		if (*pp == h) {
 			*pp = h->next_detached;
@@ -343,6 +393,9 @@ void pool_detach(struct gpool *p, struct ghuge *h)
 		h->owner->unreserved[slot / 64] |= 1ULL << (slot % 64);
 	h->next_detached = p->detached;
 	p->detached = h;
+	p->held--;
+	if (h->owner)
+		h->owner->held--;
 	p->detached_meta += h->meta;
 	pthread_mutex_unlock(&p->lock);
 }

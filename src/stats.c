@@ -105,35 +105,47 @@ static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * gmem_stats() - a snapshot consistent across every figure it reports: for
+ * one file, its file lock with the pool lock inside (the file's pages move
+ * to and from the pool only under both); pool-wide, every open file's
+ * lock at once (in list order, under files_lock: nothing else takes two
+ * file locks), then the pool lock.
+ */
 int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 	       struct gmem_stats *out)
 {
 	struct gpool *p = to_pool(pool);
+	struct gfile *f;
 	int ret;
 
 	if (!pool || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	if (file) {
-		struct gfile *f = to_file(file);
-
+		f = to_file(file);
+		if (f->pool != p)
+			return -EINVAL;
 		ret = file_enter_shared(f);
 		if (ret)
 			return ret;
 		pthread_mutex_lock(&f->lock);
 		add_file(out, f, true);
+		add_pool(out, p, false);
 		pthread_mutex_unlock(&f->lock);
 		invalidate_unlock_shared(f);
-		add_pool(out, p, false);
 		return 0;
 	}
 	pthread_mutex_lock(&p->files_lock);
-	for (struct gfile *f = p->files; f; f = f->next) {
+	for (f = p->files; f; f = f->next) {
 		pthread_mutex_lock(&f->lock);
-		add_file(out, f, false);
-		pthread_mutex_unlock(&f->lock);
+		/* closed, not yet off the list: its structures are gone */
+		if (!f->closed)
+			add_file(out, f, false);
 	}
 	add_pool(out, p, true);
+	for (f = p->files; f; f = f->next)
+		pthread_mutex_unlock(&f->lock);
 	pthread_mutex_unlock(&p->files_lock);
 	return 0;
 }

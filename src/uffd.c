@@ -677,7 +677,7 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 	struct gvma *v;
 	int ret;
 
-	if (!mmp || !file || !addr)
+	if (!mmp || !file || !addr || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	ret = file_enter_shared(f);
 	if (ret)

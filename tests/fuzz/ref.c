@@ -1010,7 +1010,9 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 		return err(ENOENT);
 	if (pin_find(r, id))
 		return err(EEXIST);
-	if (!range_ok(f, off, len))
+	/* a pin is a host access: a page past the end is EFAULT, after
+	 * every page of the file in the range (TRACE.md) */
+	if (off % PG || len % PG || !len)
 		return err(EINVAL);
 	if (!mapped(r, mm, f))
 		return err(EFAULT);
@@ -1020,6 +1022,8 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 	p1 = p0 + len / PG;
 	avail = huge(f) ? pool_unreserved(r) : UINT64_MAX;
 	for (uint64_t p = p0; p < p1; p++) {
+		if (p >= f->npages)
+			return err(EFAULT);
 		const struct rpage *pg = &f->pg[p];
 		uint64_t s = slot_of(f, p);
 
