@@ -54,7 +54,9 @@ struct gmem_mm;
 /** enum gmem_backing - where a pool's memory comes from. */
 enum gmem_backing {
 	GMEM_BACKING_AUTO,	/* hugetlb if enough free huge pages, else memfd */
-	GMEM_BACKING_HUGETLB,	/* memfd_create(MFD_HUGETLB | size flag) */
+	GMEM_BACKING_HUGETLB,	/* memfd_create(MFD_HUGETLB | size flag); the
+				 * pool keeps its pages reserved for its whole
+				 * life and clears a used page on reuse */
 	GMEM_BACKING_MEMFD,	/* plain memfd mapped at huge-page alignment */
 	GMEM_BACKING_NONE,	/* metadata only: content calls give -ENXIO */
 };
@@ -163,17 +165,20 @@ GMEM_API enum gmem_policy gmem_file_policy(const struct gmem_file *file);
 /**
  * gmem_mm_create() - a new host address space.
  * @pool: the pool.
- * @fork_from: NULL, or an mm whose mappings (not page-table entries, not
- *             pins) the new one copies, as fork() does for MAP_SHARED.
+ * @fork_from: NULL, or an mm of @pool whose mappings (not page-table
+ *             entries, not pins) the new one copies, as fork() does for
+ *             MAP_SHARED.
  * @out: the new mm.
- * Return: 0 or -ENOMEM.
+ * Return: 0; -EINVAL (a NULL argument, or @fork_from of another pool);
+ * -ENOMEM.
  */
 GMEM_API int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 			    struct gmem_mm **out);
 
 /**
  * gmem_mmap() - a shared mapping of the whole file; host address == offset.
- * Return: 0; -EEXIST if @mm maps @file already; -EBADF; -ENOMEM.
+ * Return: 0; -EINVAL (a NULL argument, or @mm and @file of two pools);
+ * -EEXIST if @mm maps @file already; -EBADF; -ENOMEM.
  */
 GMEM_API int gmem_mmap(struct gmem_mm *mm, struct gmem_file *file);
 
@@ -186,8 +191,10 @@ GMEM_API int gmem_mmap(struct gmem_mm *mm, struct gmem_file *file);
  * conversion or punch holds the file's invalidate lock.
  *
  * Context: takes the invalidate lock shared; may sleep.
- * Return: 0; GMEM_SIGBUS (private or poisoned page, past the end, or no
- * memory for a hole); -EFAULT (@mm does not map @file); -EBADF.
+ * Return: 0; GMEM_SIGBUS (private or poisoned page, past the end, no
+ * memory for a hole, or a folio reference that could overflow); -EINVAL
+ * (flags, or @mm and @file of two pools); -EFAULT (@mm does not map
+ * @file); -EBADF.
  */
 GMEM_API int gmem_fault(struct gmem_mm *mm, struct gmem_file *file,
 			uint64_t off, unsigned int flags);
@@ -250,7 +257,8 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
 /**
  * gmem_pin() - pin [@off, @off + @len) through @mm, as pin_user_pages().
  * @flags: GMEM_PIN_LONGTERM, GMEM_PIN_EXCLUSIVE.
- * @id: receives the pin's id (never reused within a pool).
+ * @id: receives the pin's id (unique in the process: never reused, and
+ *       never the id of another pool's pin).
  * @pages: NULL, or an array of @len / 4096 pointers that receives the
  *         address of each page's real bytes (NULL for backing NONE).
  *
@@ -259,10 +267,19 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * one reference and one pincount on a huge one.
  *
  * Context: takes the invalidate lock shared; may sleep.
- * Return: 0; -EINVAL (range); -EFAULT (@mm does not map @file, or a page
- * is private); -EHWPOISON (a page is poisoned); -EOPNOTSUPP (long-term
- * under GMEM_POLICY_A); -EBUSY (an exclusive pin exists on a page, or
- * @flags has GMEM_PIN_EXCLUSIVE and another pin exists); -ENOMEM; -EBADF.
+ * A pin is a host access: @off and @len must be 4 KiB aligned and @len
+ * non-zero, but pages past the end of the file are -EFAULT, as
+ * pin_user_pages() answers for an address the mapping cannot back.
+ *
+ * Return: 0; -EINVAL (alignment, zero length, flags, or @mm and @file of
+ * two pools); -EFAULT (@mm does not map @file, a page is private, or the
+ * range runs past the end); -EHWPOISON (a page is poisoned); -EOPNOTSUPP
+ * (long-term under GMEM_POLICY_A); -EBUSY (an exclusive pin exists on a
+ * page, or @flags has GMEM_PIN_EXCLUSIVE and another pin exists); -ENOMEM
+ * (no memory, or a folio's refcount or pincount would pass INT_MAX - 1024,
+ * as the kernel's GUP refuses a reference that could overflow: an order-0
+ * folio takes about 2^21 pins); -EBADF.  The first page of the range that
+ * cannot be pinned decides between -EFAULT, -EHWPOISON and -EBUSY.
  */
 GMEM_API int gmem_pin(struct gmem_mm *mm, struct gmem_file *file,
 		      uint64_t off, uint64_t len, unsigned int flags,
@@ -271,7 +288,8 @@ GMEM_API int gmem_pin(struct gmem_mm *mm, struct gmem_file *file,
 /**
  * gmem_unpin() - drop a pin, wake conversions waiting for it.
  * Does not take the invalidate lock, so it never waits for a conversion.
- * Return: 0, or -ENOENT if no pin with @id is held.
+ * Return: 0; -EINVAL (@pool NULL); -ENOENT if @pool holds no pin with
+ * @id now (also for an id of another pool's pin).
  */
 GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
 
@@ -323,7 +341,9 @@ GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
  * Each page without a guest entry gets the largest aligned block that holds
  * it, lies in one huge page, has one attribute and no poisoned page.
  * Stops at the first failure, keeping what it mapped before.
- * @len: bytes (rounded up to pages); 0 means one page.
+ * @len: bytes (rounded up to pages); 0 means one page.  A range that runs
+ *       past the end of the file, also one whose end wraps past 2^64,
+ *       maps the pages up to the end and returns GMEM_GUEST_FAULT.
  * Return: 0; GMEM_GUEST_FAULT (past the end); GMEM_GUEST_HWPOISON;
  * -ENOMEM (no memory for a hole or an entry; the page is left as it was);
  * -EINVAL (flags); -EBADF.  gmem_guest_read() and gmem_guest_write() also
@@ -371,7 +391,15 @@ struct gmem_stats {
 /**
  * gmem_stats() - a consistent snapshot of the statistics.
  * @file: NULL for the pool-wide figures.
- * Return: 0 or -EBADF.
+ *
+ * Every figure of one call is taken at one moment, however many threads
+ * work meanwhile: for a file, its figures and the pool_* keys together
+ * (so pool_free + the file's huge pages add up while it is the only
+ * file); pool-wide, every open file's figures and the pool's.
+ *
+ * Context: takes the file's lock, or every open file's lock, and the
+ * pool's lock; may sleep.
+ * Return: 0; -EINVAL (a NULL argument, or @file of another pool); -EBADF.
  */
 GMEM_API int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 			struct gmem_stats *out);
@@ -390,12 +418,20 @@ GMEM_API int gmem_stat_get(const struct gmem_stats *s, const char *key,
 /**
  * gmem_check() - run every invariant validator.
  * @buf, @len: receives a one-line description of the first violation.
- * Context: takes every file's invalidate lock exclusively, in turn.
- * Return: 0 when every invariant holds, -EUCLEAN otherwise.
+ *
+ * Safe while other threads use the pool: each file is checked under its
+ * own locks, the pool's conservation from one snapshot, so it never
+ * reports a violation that does not exist.  Files being closed are
+ * skipped.
+ *
+ * Context: takes every open file's invalidate lock exclusively, in turn,
+ * and the pool's lock.
+ * Return: 0 when every invariant holds; -EUCLEAN otherwise; -EINVAL
+ * (@pool NULL).
  */
 GMEM_API int gmem_check(struct gmem_pool *pool, char *buf, size_t len);
 
-/** gmem_strerror_name() - "EAGAIN" for -EAGAIN, etc. */
+/** gmem_errno_name() - "EAGAIN" for -EAGAIN (or EAGAIN), etc. */
 GMEM_API const char *gmem_errno_name(int err);
 
 /* ------------------------------------------------------------- for a VMM */

@@ -85,6 +85,30 @@ static bool is_help(const char *arg)
 	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
+/*
+ * libgmem's test knob (internal, in the static library the tool links):
+ * the highest refcount a pin may take a folio to; 0 restores the real
+ * limit.  GMEM_TEST_REF_LIMIT lets a trace of a few lines reach it.
+ */
+void gmem_test_set_ref_limit(int limit);
+
+static void ref_limit_from_env(void)
+{
+	const char *v = getenv("GMEM_TEST_REF_LIMIT");
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return;
+	errno = 0;
+	n = strtol(v, &end, 0);
+	if (errno || *end || n <= 0 || n > 0x7fffffffL) {
+		fprintf(stderr, "gmem: GMEM_TEST_REF_LIMIT=%s is not a positive int; ignored\n", v);
+		return;
+	}
+	gmem_test_set_ref_limit((int)n);
+}
+
 static int replay_main(int argc, char **argv)
 {
 	const struct subcmd *c = find_subcmd("replay");
@@ -113,6 +137,7 @@ static int replay_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	ref_limit_from_env();
 	/*
 	 * Line-buffered, so that what ran before a crash of the library is
 	 * on record (abort() does not flush stdio).
