@@ -248,6 +248,10 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	    (unsigned int)policy > GMEM_POLICY_B_LAZY ||
 	    (flags & ~GMEM_FILE_INIT_SHARED))
 		return -EINVAL;
+	/* Larger than the whole pool: no descriptors for it (checked again
+	 * against the free pages below, under the lock). */
+	if (policy != GMEM_POLICY_4K && size / p->page_size > p->count)
+		return -ENOMEM;
 	f = gmem_alloc(sizeof(*f));
 	if (!f)
 		return -ENOMEM;

@@ -177,6 +177,7 @@ struct gpool {
 	uint8_t *base;
 	size_t map_len;
 	void *map_raw;
+	uint64_t count;			/* pages created; never changes */
 	uint64_t total, free, resv, retired;
 	uint64_t held;			/* pages attached to files */
 	uint64_t *free_stack;		/* free page numbers */

@@ -120,7 +120,7 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 		return -ENOMEM;
 	p->page_size = page_size;
 	p->order = page_size == GMEM_1G ? PUD_ORDER : PMD_ORDER;
-	p->total = p->free = count;
+	p->count = p->total = p->free = count;
 	p->fd = -1;
 	p->arena_fd = -1;
 	pthread_mutex_init(&p->files_lock, NULL);
@@ -216,9 +216,8 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 	if (p->arena_fd >= 0)
 		close(p->arena_fd);
 	gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
-	gmem_free(p->free_stack, (p->total + p->retired ? p->total + p->retired : 1) *
-		  sizeof(uint64_t));
-	gmem_free(p->dirty, (p->total + p->retired + 63) / 64 * sizeof(uint64_t));
+	gmem_free(p->free_stack, (p->count ? p->count : 1) * sizeof(uint64_t));
+	gmem_free(p->dirty, (p->count + 63) / 64 * sizeof(uint64_t));
 	if (p->pin_hash)
 		gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
 	pthread_mutex_destroy(&p->files_lock);
