@@ -4,6 +4,9 @@
 #
 #   make              build/libgmem.a, build/libgmem.so, the tool ./gmem
 #   make check        the above, the unit tests, then tests/run.sh
+#   make check-hugetlb  the unit tests, traces and 2M stress again on real
+#                     hugetlbfs beside a huge page hog (tests/hugetlb.sh;
+#                     reserves huge pages as root, skips without hugetlb)
 #   make asan         make check in build-asan/ with ASan+UBSan
 #   make tsan         make check in build-tsan/ with TSan
 #   make install      PREFIX=/usr/local DESTDIR= (libraries, header, tool,
@@ -80,7 +83,8 @@ endif
 # boundaries (-DGMEM_RACE_YIELD), to widen race windows.
 STRESS := $(BUILD)/tests/stress/stress
 
-.PHONY: all tests check asan tsan stress model fuzz install uninstall clean FORCE
+.PHONY: all tests check check-hugetlb asan tsan stress model fuzz install \
+	uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(TOOL) $(TOP_TOOL)
@@ -89,6 +93,9 @@ tests: all $(UNIT_BINS) $(STRESS)
 
 check: tests
 	tests/run.sh $(BUILD)
+
+check-hugetlb: tests
+	tests/hugetlb.sh $(BUILD)
 
 asan:
 	$(MAKE) check BUILD=build-asan OPT=-O1 SAN='$(ASAN_FLAGS)'
@@ -124,10 +131,13 @@ $(BENCH): bench/bench.c include/gmem.h $(STATIC) $(BUILD)/.flags
 	$(CC) $(GMEM_CPPFLAGS) $(GMEM_CFLAGS) -o $@ bench/bench.c $(STATIC) \
 		$(GMEM_LDFLAGS) $(GMEM_LDLIBS)
 
-$(STRESS): $(LIB_SRCS) tests/stress/stress.c $(wildcard src/*.h) $(FLAGS_STAMP)
+# tools/hog.c: test pools on real hugetlbfs beside a huge page hog.
+$(STRESS): $(LIB_SRCS) tests/stress/stress.c tools/hog.c tools/hog.h \
+	   $(wildcard src/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(GMEM_CPPFLAGS) -DGMEM_RACE_YIELD $(GMEM_CFLAGS) -o $@ \
-		$(LIB_SRCS) tests/stress/stress.c $(GMEM_LDFLAGS) $(GMEM_LDLIBS)
+		$(LIB_SRCS) tests/stress/stress.c tools/hog.c $(GMEM_LDFLAGS) \
+		$(GMEM_LDLIBS)
 
 # Rebuild everything in $(BUILD) when the flags change.
 FLAGS_STAMP := $(BUILD)/.flags

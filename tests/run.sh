@@ -61,6 +61,8 @@ run() {
 	*)
 		if $have_timeout && [ "$rc" = 124 ]; then
 			echo "FAIL $name (timed out after ${limit}s)"
+		elif [ "$rc" -gt 128 ] && reason=$(kill -l "$rc" 2>/dev/null); then
+			echo "FAIL $name (exit $rc: killed by SIG$reason)"
 		else
 			echo "FAIL $name (exit $rc)"
 		fi

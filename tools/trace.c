@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "gmem.h"
+#include "hog.h"
 #include "trace.h"
 
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -527,7 +528,8 @@ static int cmd_pool(struct replay *r, const struct args *a)
 
 	if (r->pool)
 		return defined_twice(r);
-	ret = gmem_pool_create(size, count, (enum gmem_backing)backing, &pool);
+	/* test runs may force hugetlb and a huge page hog: tools/hog.h */
+	ret = testpool_create(size, count, (enum gmem_backing)backing, &pool);
 	if (!ret)
 		r->pool = pool;
 	return outcome(r, ret);
@@ -1214,7 +1216,7 @@ int trace_replay(FILE *in, const char *name, FILE *out, FILE *err)
 	fflush(out);
 
 	if (r.pool)
-		gmem_pool_destroy(r.pool);
+		testpool_destroy(r.pool);
 	names_free(&r.files);
 	names_free(&r.mms);
 	names_free(&r.pins);

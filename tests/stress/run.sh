@@ -52,7 +52,7 @@ extra=()
 # shellcheck disable=SC2086  # CFLAGS and SAN are lists of flags
 if ! $cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -O1 -g -pthread \
 	-DGMEM_RACE_YIELD $san "${extra[@]}" $cflags -Iinclude -Isrc \
-	src/*.c tests/stress/stress.c -o "$build/stress" >"$log" 2>&1; then
+	src/*.c tests/stress/stress.c tools/hog.c -o "$build/stress" >"$log" 2>&1; then
 	echo "FAIL build ($cc $san $cflags)"
 	tail -n 30 "$log" | sed 's/^/    /'
 	echo "0 passed, 1 failed"

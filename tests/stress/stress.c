@@ -3,10 +3,13 @@
  * stress.c - gmem under many threads on real memory, checked by an oracle.
  *
  *   stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE]
- *          [-A] [-S] [-V]
+ *          [-A] [-S] [-V] [-b memfd|hugetlb|auto]
  *
- * THREADS threads share one pool (memfd backing), two host mms that map
- * every file, and two files of each policy (4k, a, b-eager, b-lazy):
+ * THREADS threads share one pool (memfd backing; -b picks another, and
+ * GMEM_TEST_BACKING=hugetlb forces hugetlb, with GMEM_TEST_HOG=1 beside a
+ * process that takes every free huge page: tools/hog.h), two host mms
+ * that map every file, and two files of each policy (4k, a, b-eager,
+ * b-lazy):
  *
  * - a "content" file, whose first huge page holds the content pages.  Each
  *   content page has one owner thread; only the owner writes it, converts
@@ -95,6 +98,7 @@
 
 #include "gmem.h"
 #include "internal.h"
+#include "../../tools/hog.h"
 
 #define MAX_THREADS	64
 #define MAX_PINS	8		/* pins one thread holds at once */
@@ -128,7 +132,9 @@ static struct {
 	bool abort_on_fail;
 	bool strict_docs;
 	bool views;
-} opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false, false };
+	enum gmem_backing backing;
+} opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false, false,
+	  GMEM_BACKING_MEMFD };
 
 /* ------------------------------------------------------------- files */
 
@@ -2151,7 +2157,7 @@ static void views_start(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V]\n");
+		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V] [-b memfd|hugetlb|auto]\n");
 	exit(2);
 }
 
@@ -2161,7 +2167,7 @@ static void parse(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVh")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVb:h")) != -1) {
 		switch (c) {
 		case 's':
 			opt.seed = strtoull(optarg, &end, 0);
@@ -2203,6 +2209,16 @@ static void parse(int argc, char **argv)
 			break;
 		case 'V':
 			opt.views = true;
+			break;
+		case 'b':
+			if (!strcmp(optarg, "memfd"))
+				opt.backing = GMEM_BACKING_MEMFD;
+			else if (!strcmp(optarg, "hugetlb"))
+				opt.backing = GMEM_BACKING_HUGETLB;
+			else if (!strcmp(optarg, "auto"))
+				opt.backing = GMEM_BACKING_AUTO;
+			else
+				usage();
 			break;
 		default:
 			usage();
@@ -2250,8 +2266,15 @@ int main(int argc, char **argv)
 	 * pinned pieces of punched pages and for pages poison retires. */
 	reserved = 2 * 2 * (NR_POL - 1);
 	total = reserved + (uint64_t)opt.threads * MAX_PINS + poison_cap + 4;
-	must(gmem_pool_create(opt.psize, total, GMEM_BACKING_MEMFD, &pool),
+	/* Views need a plain memfd: no forced hugetlb under -V. */
+	must(opt.views ? gmem_pool_create(opt.psize, total, opt.backing, &pool) :
+	     testpool_create(opt.psize, total, opt.backing, &pool),
 	     "pool create");
+	printf("stress: pool of %" PRIu64 " %s pages on %s\n", total,
+	       opt.psize == GMEM_1G ? "1G" : "2M",
+	       gmem_pool_backing(pool) == GMEM_BACKING_HUGETLB ? "hugetlb" :
+	       "memfd");
+	fflush(stdout);
 	for (int p = 0; p < NR_POL; p++) {
 		content_files[p] = &files[nr_files++];
 		file_setup(content_files[p], (enum gmem_policy)p, true,
@@ -2362,7 +2385,7 @@ int main(int argc, char **argv)
 	if (s.pool_total + s.pool_retired != total)
 		fail("pool_total %llu + retired %llu != %llu", ull(s.pool_total),
 		     ull(s.pool_retired), ull(total));
-	gmem_pool_destroy(pool);
+	testpool_destroy(pool);
 	if (pagemap_fd >= 0)
 		close(pagemap_fd);
 	if (gmem_alloc_live_bytes() != live0)

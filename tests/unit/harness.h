@@ -11,7 +11,13 @@
  * CHECK_EQ(a, b) also prints both values.  FINISH(pool) ends a test: every
  * invariant holds (gmem_check()), every file is closed and every pin
  * dropped (pool_free == pool_total, nothing reserved, held or mapped),
- * then it destroys the pool.
+ * then it destroys the pool (testpool_destroy()).
+ *
+ * Pools: setup() and testpool_create() (tools/hog.h) make a test's pool;
+ * with GMEM_TEST_BACKING=hugetlb a memfd or auto pool is made on real
+ * hugetlbfs instead, and with GMEM_TEST_HOG=1 another process takes every
+ * free huge page meanwhile.  A test that needs a plain memfd (the
+ * userfaultfd views) or backing none calls gmem_pool_create().
  *
  * Tests may include internal.h to look at folios; folio_lookup() wants the
  * file lock, which a single-threaded test may skip.
@@ -29,6 +35,7 @@
 #include <time.h>
 
 #include "gmem.h"
+#include "../../tools/hog.h"
 
 #ifndef EHWPOISON
 #define EHWPOISON 133
@@ -88,7 +95,7 @@
 	do {								\
 		CHECK_INVARIANTS(pool);					\
 		CHECK_BASELINE(pool);					\
-		gmem_pool_destroy(pool);				\
+		testpool_destroy(pool);				\
 		return true;						\
 	} while (0)
 
@@ -126,15 +133,17 @@ static inline const char *policy_name(enum gmem_policy p)
 }
 
 /*
- * A pool of @count pages of @psize (memfd backing), one file of @fsize
- * under @pol with @flags, and, if @mm is not NULL, an mm that maps it.
+ * A pool of @count pages of @psize (memfd backing, or hugetlb beside a
+ * huge page hog in the test runs that ask for it: testpool_create() in
+ * tools/hog.h), one file of @fsize under @pol with @flags, and, if @mm is
+ * not NULL, an mm that maps it.
  */
 static inline bool setup(uint64_t psize, uint64_t count, enum gmem_policy pol,
 			 uint64_t fsize, unsigned int flags,
 			 struct gmem_pool **pool, struct gmem_file **file,
 			 struct gmem_mm **mm)
 {
-	CHECK_EQ(gmem_pool_create(psize, count, GMEM_BACKING_MEMFD, pool), 0);
+	CHECK_EQ(testpool_create(psize, count, GMEM_BACKING_MEMFD, pool), 0);
 	CHECK_EQ(gmem_file_create(*pool, fsize, pol, flags, file), 0);
 	if (mm) {
 		CHECK_EQ(gmem_mm_create(*pool, NULL, mm), 0);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "../../tools/hog.h"
 
 #define PG(n) ((uint64_t)(n) * 4096ULL)
 
@@ -44,7 +45,7 @@ static uint64_t hp(struct env *e, uint64_t n)	/* n huge pages, in bytes */
 
 static int mk_pool(struct env *e)
 {
-	return gmem_pool_create(e->psz, 4, GMEM_BACKING_MEMFD, &e->pool);
+	return testpool_create(e->psz, 4, GMEM_BACKING_MEMFD, &e->pool);
 }
 
 static int mk_file(struct env *e, unsigned int flags)
@@ -105,7 +106,7 @@ static int s_two_mms(struct env *e)
 
 /* -------------------------------------------------------------- ops */
 
-static int o_pool(struct env *e) { return gmem_pool_create(e->psz, 4, GMEM_BACKING_MEMFD, &e->pool); }
+static int o_pool(struct env *e) { return testpool_create(e->psz, 4, GMEM_BACKING_MEMFD, &e->pool); }
 static int o_file(struct env *e) { return gmem_file_create(e->pool, hp(e, 2), e->policy, 0, &e->f); }
 static int o_fork(struct env *e) { return gmem_mm_create(e->pool, e->mm, &e->mm2); }
 static int o_mmap(struct env *e) { return gmem_mmap(e->mm2, e->f); }

@@ -566,7 +566,7 @@ static bool test_meta_bytes(void)
 	struct gmem_stats s;
 	uint64_t m_lazy, m_lazy_split, m_eager;
 
-	CHECK_EQ(gmem_pool_create(GB1, 3, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(testpool_create(GB1, 3, GMEM_BACKING_MEMFD, &pool), 0);
 	CHECK_EQ(gmem_file_create(pool, GB1, GMEM_POLICY_B_LAZY, SHARED,
 				  &lazy), 0);
 	CHECK_EQ(gmem_file_create(pool, GB1, GMEM_POLICY_B_EAGER, SHARED,
@@ -626,7 +626,7 @@ static bool test_vmemmap_bytes(void)
 	struct gmem_mm *mm;
 	struct gmem_stats s;
 
-	CHECK_EQ(gmem_pool_create(MB2, 6, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(testpool_create(MB2, 6, GMEM_BACKING_MEMFD, &pool), 0);
 	CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
 	CHECK_EQ(gmem_file_create(pool, 2 * MB2, GMEM_POLICY_4K, SHARED,
 				  &f4k), 0);

@@ -23,7 +23,7 @@ static bool test_reservation(void)
 	struct gmem_file *a, *b, *c, *d, *small;
 	struct gmem_stats s;
 
-	CHECK_EQ(gmem_pool_create(MB2, 4, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(testpool_create(MB2, 4, GMEM_BACKING_MEMFD, &pool), 0);
 	STATS(pool, NULL, &s);
 	CHECK_EQ(s.pool_total, 4);
 	CHECK_EQ(s.pool_free, 4);
