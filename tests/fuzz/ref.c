@@ -992,7 +992,9 @@ struct ref_res ref_read(struct ref *r, const char *mm, const char *file,
  * Pins: "EINVAL, EFAULT (no mapping), EOPNOTSUPP (long-term under a), then
  * the first page of the range that cannot be pinned decides; at one page,
  * private (EFAULT) before poisoned (EHWPOISON) before an exclusive
- * conflict (EBUSY)" (DECISIONS.md); all or nothing; faults each page in.
+ * conflict (EBUSY); a page past the end of the file is EFAULT ... and
+ * comes after every page of the file.  Then ENOMEM" (DECISIONS.md); all
+ * or nothing; faults each page in.
  */
 struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 		       const char *name, uint64_t off, uint64_t len,
@@ -1020,12 +1022,10 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 		return err(EOPNOTSUPP);
 	p0 = off / PG;
 	p1 = p0 + len / PG;
-	avail = huge(f) ? pool_unreserved(r) : UINT64_MAX;
 	for (uint64_t p = p0; p < p1; p++) {
 		if (p >= f->npages)
 			return err(EFAULT);
 		const struct rpage *pg = &f->pg[p];
-		uint64_t s = slot_of(f, p);
 
 		if (!pg->shared)
 			return err(EFAULT);
@@ -1033,6 +1033,13 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 			return err(EHWPOISON);
 		if (pg->nexcl || (exclusive && pg->npin))
 			return err(EBUSY);
+	}
+	/* "Then ENOMEM: no memory" -- after every page's check, the page
+	 * past the end included (DECISIONS.md) */
+	avail = huge(f) ? pool_unreserved(r) : UINT64_MAX;
+	for (uint64_t p = p0; p < p1; p++) {
+		uint64_t s = slot_of(f, p);
+
 		if (s != last_slot && !f->slot[s].inst &&
 		    !f->slot[s].reserved && huge(f)) {
 			if (!avail)
@@ -1237,20 +1244,33 @@ static struct ref_res guest_one(struct ref *r, struct rfile *f, uint64_t p,
 	return ok();
 }
 
+/*
+ * gmem.h: "the guest touches every page of [@off, @off+@len)" (any byte
+ * offset: an unaligned range touches every page it overlaps); "0 means
+ * one page"; "A range that runs past the end of the file, also one whose
+ * end wraps past 2^64, maps the pages up to the end and returns
+ * GMEM_GUEST_FAULT".  Page indices stay below 2^52, so the walk below
+ * cannot wrap: it meets the end of the file first.
+ */
 struct ref_res ref_guest(struct ref *r, const char *name, uint64_t off,
 			 uint64_t len, bool w)
 {
 	struct rfile *f = file_find(r, name);
 	struct blkmemo m = { 0 };
 	struct ref_res res = ok();
-	uint64_t n;
+	uint64_t last;
 
 	(void)w;
 	if (!f)
 		return err(ENOENT);
-	n = len ? (len + PG - 1) / PG : 1;
-	for (uint64_t i = 0; i < n; i++) {
-		res = guest_one(r, f, off / PG + i, &m);
+	if (!len)
+		last = off / PG;
+	else if (len - 1 > UINT64_MAX - off)
+		last = UINT64_MAX / PG;		/* wraps: runs past any end */
+	else
+		last = (off + len - 1) / PG;
+	for (uint64_t p = off / PG; p <= last; p++) {
+		res = guest_one(r, f, p, &m);
 		if (res.kind != REF_OK)
 			break;
 	}
