@@ -314,8 +314,11 @@ GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
  * with -EBUSY at once on a long-term pin, waits up to @timeout_ms for
  * short-term pins, then flips the attribute, zaps guest entries over the
  * range and re-levels the IOMMU map.  Private to shared needs no reference
- * check.  On failure nothing has changed, except that host entries zapped
- * stay zapped (refaults restore them).
+ * check.  On failure no attribute and no content has changed; host
+ * entries zapped stay zapped (refaults restore them), and under
+ * GMEM_POLICY_B_LAZY a split block that the zap left uniform and
+ * unreferenced merges, as after any call (its smaller guest entries go).
+ * A failure before the drain (-EINVAL, -EBADF) changes nothing at all.
  *
  * Context: takes the invalidate lock exclusively; may sleep.
  * Return: 0; -EINVAL; -EBUSY; -EAGAIN; -ENOMEM; -EBADF.
@@ -392,13 +395,17 @@ struct gmem_stats {
  * gmem_stats() - a consistent snapshot of the statistics.
  * @file: NULL for the pool-wide figures.
  *
- * Every figure of one call is taken at one moment, however many threads
- * work meanwhile: for a file, its figures and the pool_* keys together
- * (so pool_free + the file's huge pages add up while it is the only
- * file); pool-wide, every open file's figures and the pool's.
+ * For a file, every figure is taken at one moment, however many threads
+ * work meanwhile: its own figures and the pool_* keys together (so
+ * pool_free plus the huge pages of the only file add up).  Pool-wide, each
+ * file's figures are one snapshot and the pool_* keys and counters are
+ * one, taken one after another: while other threads allocate or give
+ * back pages, the sums over files may differ from the pool_* keys by what
+ * moved meanwhile.
  *
- * Context: takes the file's lock, or every open file's lock, and the
- * pool's lock; may sleep.
+ * Context: takes the file's lock (each open file's lock in turn) and the
+ * pool's lock, never an invalidate lock: a thread that holds a pin may
+ * call it while a conversion waits for that pin; may sleep.
  * Return: 0; -EINVAL (a NULL argument, or @file of another pool); -EBADF.
  */
 GMEM_API int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,

@@ -236,16 +236,34 @@ static bool file_held_ok(struct gfile *f, char *why, size_t len)
 	return false;
 }
 
+/* Check one file under its own locks; a file close emptied is skipped. */
+static bool file_check(struct gfile *f, char *buf, size_t len)
+{
+	bool ok = true;
+
+	invalidate_lock(f);
+	pthread_mutex_lock(&f->lock);
+	if (!f->closed)
+		ok = file_ok(f, buf, len) && file_held_ok(f, buf, len);
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+	return ok;
+}
+
 /*
  * gmem_check() - each open file under its own locks (its invalidate lock
  * exclusively and its file lock: nothing of it can change meanwhile), in
- * turn; then the pool's conservation from the pool lock alone.  A file
- * that close has already emptied (still on the list until close takes
- * files_lock) is skipped: its structures are gone.
+ * turn; then the pool's conservation from counters that change only under
+ * the pool lock.  The files are walked from a copy of the list, so files
+ * can be created and closed meanwhile (a file's struct lives as long as
+ * its pool; one that close has emptied is skipped); without memory for the
+ * copy, the walk holds the list's lock.
  */
 int gmem_check(struct gmem_pool *pool, char *buf, size_t len)
 {
 	struct gpool *p = to_pool(pool);
+	struct gfile **list = NULL;
+	uint64_t nr = 0, i = 0;
 	char tmp[256];
 	bool ok = true;
 
@@ -257,13 +275,21 @@ int gmem_check(struct gmem_pool *pool, char *buf, size_t len)
 	}
 	buf[0] = 0;
 	pthread_mutex_lock(&p->files_lock);
-	for (struct gfile *f = p->files; f && ok; f = f->next) {
-		invalidate_lock(f);
-		pthread_mutex_lock(&f->lock);
-		if (!f->closed)
-			ok = file_ok(f, buf, len) && file_held_ok(f, buf, len);
-		pthread_mutex_unlock(&f->lock);
-		invalidate_unlock(f);
+	for (struct gfile *f = p->files; f; f = f->next)
+		nr++;
+	if (nr)
+		list = gmem_alloc(nr * sizeof(*list));
+	if (list) {
+		for (struct gfile *f = p->files; f; f = f->next)
+			list[i++] = f;
+		pthread_mutex_unlock(&p->files_lock);
+		for (i = 0; i < nr && ok; i++)
+			ok = file_check(list[i], buf, len);
+		gmem_free(list, nr * sizeof(*list));
+		pthread_mutex_lock(&p->files_lock);
+	} else {
+		for (struct gfile *f = p->files; f && ok; f = f->next)
+			ok = file_check(f, buf, len);
 	}
 	if (ok)
 		ok = pool_ok(p, buf, len);

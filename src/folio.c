@@ -353,11 +353,15 @@ void small_undo_alloc(struct gfile *f, uint64_t pg)
 	count_meta(f, NULL, -(int64_t)sizeof(*fo));
 	iommu_relevel(f, pg, pg + 1);
 	arena_free(f->pool, fo->data);
+	/* The directory came with this page (and so with this call): it
+	 * goes too.  One that was there before stays, empty or not. */
+	if (!(fo->flags & FOLIO_NEW_DIR)) {
+		gmem_free(fo, sizeof(*fo));
+		return;
+	}
 	gmem_free(fo, sizeof(*fo));
-	/* The directory may have come with this page: then it goes too. */
 	for (unsigned int i = 0; i < PTRS; i++)
-		if (dir[i])
-			return;
+		GM_BUG_ON(dir[i]);
 	gmem_free(dir, PTRS * sizeof(struct gfolio *));
 	f->small[pg >> PMD_ORDER] = NULL;
 	count_meta(f, NULL, -(int64_t)(PTRS * sizeof(struct gfolio *)));
@@ -387,6 +391,8 @@ static int small_alloc(struct gfile *f, uint64_t pg, struct gfolio **out)
 	if (ret)
 		goto err_folio;
 	folio_init(fo, 0, pg, data, NULL);
+	if (new_dir)
+		fo->flags |= FOLIO_NEW_DIR;
 	(*dirp)[pg & (PTRS - 1)] = fo;
 	count_meta(f, NULL, sizeof(*fo));
 	count_folios(f, GMAP_4K, 1);
@@ -527,6 +533,12 @@ void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
 
 	if (longterm)
 		fo->longterm -= (int)nr;
+	/* A fault refused for want of room: a view marked the page to give
+	 * SIGBUS; now there is room, let its next access trap again. */
+	if ((fo->flags & FOLIO_REFS_FULL) && !(fo->flags & FOLIO_DETACHED)) {
+		fo->flags &= (uint8_t)~FOLIO_REFS_FULL;
+		views_unmark(f, fo->index, fo->index + folio_nr_pages(fo));
+	}
 	if (fo->order)
 		atomic_fetch_sub_explicit(&fo->pincount, (int)nr,
 					  memory_order_relaxed);

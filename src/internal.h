@@ -73,6 +73,10 @@ void gmem_test_set_ref_limit(int limit);	/* 0: FOLIO_REF_LIMIT */
 /* ---------------------------------------------------------------- folio */
 
 #define FOLIO_DETACHED	(1U << 0)	/* left its file (punched while pinned) */
+#define FOLIO_NEW_DIR	(1U << 1)	/* policy 4k: its allocation made its
+					 * directory (an undo frees both) */
+#define FOLIO_REFS_FULL	(1U << 2)	/* a view's fault was refused at the
+					 * refcount limit: unmark on unpin */
 
 /*
  * struct gfolio - a folio: 4K, 2M or 1G of memory.

@@ -355,8 +355,11 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		return GMEM_SIGBUS;
 	/* A reference that could overflow is refused, as for a pin; a new
 	 * folio (refcount 1) always has room. */
-	if (!folio_pin_room(fo, 0, 1))
+	if (!folio_pin_room(fo, 0, 1)) {
+		/* a view marks the page to SIGBUS: unmark when room comes */
+		fo->flags |= FOLIO_REFS_FULL;
 		return GMEM_SIGBUS;
+	}
 	pt_install(v, pg, fo);
 	*out = fo;
 	return 0;

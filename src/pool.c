@@ -32,16 +32,15 @@
  * the policy-4k files a pool of this library serves. */
 #define ARENA_BYTES (64ULL << 30)
 
-/* Free huge pages of @page_size the host has now, or 0 if unknown. */
-static uint64_t host_free_hugepages(uint64_t page_size)
+/* A hugetlb counter of @page_size from sysfs, or 0 if unknown. */
+static uint64_t host_hugepages(uint64_t page_size, const char *name)
 {
 	char path[128];
 	unsigned long long n = 0;
 	FILE *fp;
 
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
-		 (unsigned long long)(page_size >> 10));
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+		 (unsigned long long)(page_size >> 10), name);
 	fp = fopen(path, "re");
 	if (!fp)
 		return 0;
@@ -49,6 +48,15 @@ static uint64_t host_free_hugepages(uint64_t page_size)
 		n = 0;
 	fclose(fp);
 	return n;
+}
+
+/* Free huge pages of @page_size that no mapping has reserved. */
+static uint64_t host_free_hugepages(uint64_t page_size)
+{
+	uint64_t free = host_hugepages(page_size, "free_hugepages");
+	uint64_t resv = host_hugepages(page_size, "resv_hugepages");
+
+	return free > resv ? free - resv : 0;
 }
 
 static int map_hugetlb(struct gpool *p, size_t len)
@@ -278,22 +286,6 @@ void pool_zero(struct gpool *p, uint8_t *data, uint64_t len)
 	memset(data, 0, len);
 }
 
-/*
- * Whether a hugetlb page of the pool is in memory (was ever touched), so
- * that its reuse must clear it.  mincore() reports a hugetlb mapping's
- * residency per 4 KiB; the first page stands for the whole huge page.
- * If it cannot tell, assume it is.
- */
-static bool hugetlb_resident(struct gpool *p, uint8_t *data)
-{
-	unsigned char vec = 1;
-
-	(void)p;
-	if (mincore(data, PAGE_SIZE, &vec))
-		return true;
-	return vec & 1;
-}
-
 /**
  * pool_return_huge() - a huge page no longer holds data: free it, or retire
  * it if poisoned.  The owner, if still open, keeps the reservation the page
@@ -313,11 +305,17 @@ void pool_return_huge(struct gpool *p, struct ghuge *h, struct gfile *owner,
 		 * its pages for its whole life and clears a kept page when it
 		 * is used again; only a retired page goes back to the host.
 		 */
+		/*
+		 * Whether the page holds data cannot be read off the mapping
+		 * (mincore() shows this process's page-table entries, which a
+		 * madvise() or a fork() takes away): a page a file held is
+		 * cleared on reuse, always.
+		 */
 		if (h->poisoned)
 			fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				  (off_t)(h->data - p->base), (off_t)p->page_size);
 		else
-			keep = hugetlb_resident(p, h->data);
+			keep = true;
 	} else if (h->data) {
 		pool_zero(p, h->data, p->page_size);
 	}

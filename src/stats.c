@@ -106,18 +106,26 @@ static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 }
 
 /*
- * gmem_stats() - a snapshot consistent across every figure it reports: for
- * one file, its file lock with the pool lock inside (the file's pages move
- * to and from the pool only under both); pool-wide, every open file's
- * lock at once (in list order, under files_lock: nothing else takes two
- * file locks), then the pool lock.
+ * gmem_stats() - for a file, one snapshot: its file lock with the pool
+ * lock inside it (a file's pages move to and from the pool only under
+ * both), so its folios_* and the pool_* keys agree.  No invalidate lock:
+ * a thread that holds a pin may ask while a conversion waits for it.
+ *
+ * Pool-wide, each open file's figures under its own lock, one file after
+ * another, then the pool's: never two file locks at once, since a thread
+ * holding one file's lock may be stopped in a view of another file (a
+ * pointer into a view passed to a call), whose handler needs that file's
+ * lock.  So each file's figures agree among themselves and the pool_*
+ * keys and counters among themselves, but while other threads allocate or
+ * give back pages the sums over files may differ from the pool_* keys by
+ * what moved meanwhile.
  */
 int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 	       struct gmem_stats *out)
 {
 	struct gpool *p = to_pool(pool);
 	struct gfile *f;
-	int ret;
+	int ret = 0;
 
 	if (!pool || !out)
 		return -EINVAL;
@@ -126,15 +134,15 @@ int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 		f = to_file(file);
 		if (f->pool != p)
 			return -EINVAL;
-		ret = file_enter_shared(f);
-		if (ret)
-			return ret;
 		pthread_mutex_lock(&f->lock);
-		add_file(out, f, true);
-		add_pool(out, p, false);
+		if (f->closed) {
+			ret = -EBADF;
+		} else {
+			add_file(out, f, true);
+			add_pool(out, p, false);
+		}
 		pthread_mutex_unlock(&f->lock);
-		invalidate_unlock_shared(f);
-		return 0;
+		return ret;
 	}
 	pthread_mutex_lock(&p->files_lock);
 	for (f = p->files; f; f = f->next) {
@@ -142,10 +150,9 @@ int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 		/* closed, not yet off the list: its structures are gone */
 		if (!f->closed)
 			add_file(out, f, false);
+		pthread_mutex_unlock(&f->lock);
 	}
 	add_pool(out, p, true);
-	for (f = p->files; f; f = f->next)
-		pthread_mutex_unlock(&f->lock);
 	pthread_mutex_unlock(&p->files_lock);
 	return 0;
 }

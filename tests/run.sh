@@ -137,7 +137,8 @@ done
 stress=$build/tests/stress/stress
 seed=${STRESS_SEED:-$(( $(date +%s) % 1000000 ))}
 secs=${STRESS_SECONDS:-1}
-for cfg in "2M" "1G -P" "2M -P -i 5" "2M -V"; do
+# "-L 4096" lowers the refcount limit so that pins of one page reach it.
+for cfg in "2M" "1G -P" "2M -P -i 5" "2M -V" "2M -L 4096"; do
 	name="stress/${cfg// /}"
 	if [ -x "$stress" ]; then
 		# shellcheck disable=SC2086  # cfg is words

@@ -101,6 +101,8 @@ run "stress 2M pool, poison"		-g 2M -P
 run "stress 1G pool, poison"		-g 1G -P
 run "stress 2M pool, injection 5/1000"	-g 2M -i 5
 run "stress 1G pool, injection + poison"	-g 1G -i 5 -P
+run "stress 2M pool, refcount limit 4096"	-g 2M -L 4096
+run "stress 1G pool, refcount limit 20000, poison"	-g 1G -L 20000 -P
 run "stress 2M pool, host views"	-g 2M -V
 run "stress 1G pool, host views, injection + poison"	-g 1G -V -i 5 -P
 

@@ -3,7 +3,7 @@
  * stress.c - gmem under many threads on real memory, checked by an oracle.
  *
  *   stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE]
- *          [-A] [-S] [-V] [-b memfd|hugetlb|auto]
+ *          [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS]
  *
  * THREADS threads share one pool (memfd backing; -b picks another, and
  * GMEM_TEST_BACKING=hugetlb forces hugetlb, with GMEM_TEST_HOG=1 beside a
@@ -51,6 +51,19 @@
  * (-ENOMEM from guest accesses and from punch) are tolerated and counted
  * (guest_enomem_undocumented, punch_enomem_undocumented); -S makes them
  * failures.  A SIGSEGV from a view of an open file is always a failure.
+ *
+ * Always, beside the workers: a checker thread runs gmem_check() and both
+ * kinds of gmem_stats() without stopping anybody (no violation, no
+ * inconsistent snapshot may ever show), and a closer thread creates,
+ * maps, touches, pins, converts and closes a file of its own in a loop,
+ * closing it with its pins held half the time; every conversion may stall
+ * (yield or sleep up to 2 ms) just before it waits for pins, so timeouts
+ * of 0, 1 and 2 ms meet deadlines that pass at any point.
+ *
+ * -L REFS lowers the highest refcount a pin or fault may take a folio to
+ * (FOLIO_REF_LIMIT normally), so that pins of one page reach it all the
+ * time: a pin may then be -ENOMEM, and a first fault of a shared page
+ * SIGBUS, but a refcount never wraps and the oracle holds otherwise.
  *
  * -V adds the real, MMU-enforced host views (gmem_mm_view()): one per mm
  * and file where a view can be had (memfd pool, policies a, b-eager and
@@ -133,8 +146,9 @@ static struct {
 	bool strict_docs;
 	bool views;
 	enum gmem_backing backing;
+	int ref_limit;		/* -L: 0 for the real limit */
 } opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false, false,
-	  GMEM_BACKING_MEMFD };
+	  GMEM_BACKING_MEMFD, 0 };
 
 /* ------------------------------------------------------------- files */
 
@@ -356,6 +370,12 @@ static const char *res_name(int r)
 static unsigned int inj(unsigned int mask)
 {
 	return opt.permille ? mask : 0;
+}
+
+/* What the lowered refcount limit (-L) allows beyond the usual. */
+static unsigned int lim(unsigned int mask)
+{
+	return opt.ref_limit ? mask : 0;
 }
 
 /*
@@ -955,9 +975,11 @@ static void do_pin(struct thr *t, struct sfile *sf, int mi, uint64_t pg,
 		pc_pin(sf, pg, n, flags, false);
 
 	if (m)
-		allowed = m->shared ? RES_OK | RES_EBUSY | inj(RES_ENOMEM) : RES_EFAULT;
+		allowed = m->shared ? RES_OK | RES_EBUSY | inj(RES_ENOMEM) |
+				      lim(RES_ENOMEM) : RES_EFAULT;
 	else
 		allowed = RES_OK | RES_EFAULT | RES_EBUSY | inj(RES_ENOMEM) |
+			  lim(RES_ENOMEM) |
 			  (!sf->content && opt.poison ? RES_EHWPOISON : 0);
 	/* Our exclusive pin rules out another on the same memory; on chaos
 	 * files a whole-page punch by another thread may have taken that
@@ -1057,7 +1079,7 @@ static void check_host(struct thr *t, struct sfile *sf, uint64_t i,
 	if (!m->shared)
 		expect_res(r, RES_SIGBUS, "host read of a private page", sf, pg, 1);
 	else
-		expect_res(r, RES_OK | (opt.permille && !known_mapped(sf, mi, i) ?
+		expect_res(r, RES_OK | ((opt.permille || opt.ref_limit) && !known_mapped(sf, mi, i) ?
 				      RES_SIGBUS : 0),
 			   "host read of a shared page", sf, pg, 1);
 	count_res(t, r);
@@ -1321,7 +1343,7 @@ static void own_write(struct thr *t, struct sfile *sf, uint64_t i, bool guest)
 			unsigned int allowed = RES_SIGBUS;
 
 			if (m->shared)
-				allowed = RES_OK | (opt.permille &&
+				allowed = RES_OK | ((opt.permille || opt.ref_limit) &&
 						  !known_mapped(sf, mi, i) ?
 						  RES_SIGBUS : 0);
 			r = gmem_host_write(mms[mi], sf->f, off, nb);
@@ -1490,7 +1512,7 @@ static void own_op(struct thr *t)
 		unsigned int allowed = RES_SIGBUS;
 
 		if (m->shared)
-			allowed = RES_OK | (opt.permille && !known_mapped(sf, mi, i) ?
+			allowed = RES_OK | ((opt.permille || opt.ref_limit) && !known_mapped(sf, mi, i) ?
 					  RES_SIGBUS : 0);
 		r = gmem_fault(mms[mi], sf->f, OFF(pg) + rnd_below(t, PAGE_SIZE),
 			       chance(t, 500) ? GMEM_WRITE : 0);
@@ -2034,15 +2056,209 @@ static uint64_t world_check(const char *when)
 	return now_ns() - t0;
 }
 
-/* ------------------------------------------------------------- setup */
-
-static const char *const pol_names[NR_POL] = { "4k", "a", "b-eager", "b-lazy" };
-
 static void must(int r, const char *what)
 {
 	if (r)
 		fail("setup: %s: %s", what, res_name(r));
 }
+
+/* -------------------------------------------- beside the workers */
+
+/*
+ * gmem_test_hooks.drain_wait: a conversion is about to wait for pins until
+ * its deadline.  Stall now and then (a yield, or a sleep of up to 2 ms), so
+ * that deadlines of 0, 1 and 2 ms pass at every point of the decision.
+ */
+static void hook_drain_wait(struct gfile *f)
+{
+	static atomic_uint_fast64_t n;
+	uint64_t x = mix64(atomic_fetch_add(&n, 1) ^ opt.seed);
+
+	(void)f;
+	if (x % 4 == 0) {
+		sched_yield();
+	} else if (x % 4 == 1) {
+		struct timespec ts = { 0, (long)((x >> 8) % 2000000) };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static struct sfile closer_sf = { .name = "closer" };
+static struct gmem_mm *closer_mm;
+static pthread_t checker_th, closer_th;
+static uint64_t checker_runs, closer_runs, closer_pinned_closes;
+
+/*
+ * gmem_check() and gmem_stats() while every other thread works: gmem_check
+ * must never see a violation, a snapshot never a pool that does not add up.
+ */
+static void *checker(void *arg)
+{
+	(void)arg;
+	self_id = 1000;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		struct gmem_stats s;
+		int k = (int)(checker_runs % (uint64_t)nr_files);
+		uint64_t t0 = now_ns(), took;
+		struct timespec ts;
+
+		run_gmem_check("on the checker thread");
+		must(gmem_stats(pool, NULL, &s), "stats on the checker thread");
+		if (s.pool_resv > s.pool_free || s.pool_free > s.pool_total)
+			fail("checker: stats resv %llu free %llu total %llu",
+			     ull(s.pool_resv), ull(s.pool_free),
+			     ull(s.pool_total));
+		must(gmem_stats(pool, files[k].f, &s),
+		     "file stats on the checker thread");
+		if (s.pool_resv > s.pool_free || s.pool_free > s.pool_total)
+			fail("checker: file stats resv %llu free %llu total %llu",
+			     ull(s.pool_resv), ull(s.pool_free),
+			     ull(s.pool_total));
+		checker_runs++;
+		/* a check takes every file's invalidate lock in turn: keep
+		 * it to about a fifth of the time */
+		took = now_ns() - t0;
+		ts = (struct timespec){ (time_t)(4 * took / 1000000000ULL),
+					(long)(4 * took % 1000000000ULL) };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * -L: pin page 2 of the closer's file (nobody else's) until the limit
+ * refuses: on a 4K folio that is after exactly (limit - 2) / bias pins
+ * (the file's reference and one PTE), on a huge folio after up to 256;
+ * then the page converts only once every pin is gone.
+ */
+static void closer_hammer(struct gmem_file *f, enum gmem_policy pol)
+{
+	bool small = pol == GMEM_POLICY_4K || pol == GMEM_POLICY_B_EAGER;
+	uint64_t want = (uint64_t)(opt.ref_limit - 2) / GUP_PIN_COUNTING_BIAS;
+	uint64_t ids[256], n = 0, at;
+	int r = 0;
+
+	while (n < 256) {
+		r = gmem_pin(closer_mm, f, OFF(2), PAGE_SIZE, 0, &ids[n], NULL);
+		if (r)
+			break;
+		n++;
+	}
+	if (opt.permille && r == -ENOMEM)
+		;	/* an injected failure may come first */
+	else if (small && (r != -ENOMEM || n != want))
+		fail("closer: %llu pins of a 4K page under limit %d, then %s; wanted %llu then ENOMEM",
+		     ull(n), opt.ref_limit, res_name(r), ull(want));
+	else if (!small && r && r != -ENOMEM)
+		fail("closer: pin of a huge folio: %s", res_name(r));
+	r = gmem_convert(f, OFF(2), PAGE_SIZE, GMEM_PRIVATE, 0, 0, &at);
+	expect_res(r, n ? RES_EAGAIN | RES_EBUSY : RES_OK | RES_EAGAIN |
+		   RES_EBUSY | inj(RES_ENOMEM), "closer: convert hammered",
+		   &closer_sf, 2, 1);
+	while (n)
+		expect_res(gmem_unpin(pool, ids[--n]), RES_OK, "closer: unpin",
+			   &closer_sf, 2, 1);
+	r = gmem_convert(f, OFF(2), PAGE_SIZE, GMEM_SHARED, 0, 0, &at);
+	expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: convert back",
+		   &closer_sf, 2, 1);
+}
+
+/*
+ * A file of the closer's own, made and closed over and over while the
+ * checker and the workers run: one huge page, a policy in turn, touched,
+ * pinned, converted, then closed, with its pins still held half the time
+ * (they stay valid and are dropped after the close).  Under the world lock
+ * like a worker, and holding no pin between rounds, so that the world
+ * checks count only the workers' pins.
+ */
+static void closer_round(uint64_t round)
+{
+	enum gmem_policy pol = (enum gmem_policy)(round % NR_POL);
+	bool pinned_close = round & 4, pinned0 = false;
+	struct gmem_file *f;
+	uint64_t ids[2], nr = 0, at;
+	int r;
+
+	r = gmem_file_create(pool, opt.psize, pol, GMEM_FILE_INIT_SHARED, &f);
+	expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: file create",
+		   &closer_sf, 0, 0);
+	if (r)
+		return;
+	closer_sf.f = f;
+	r = gmem_mmap(closer_mm, f);
+	expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: mmap", &closer_sf, 0, 0);
+	if (!r) {
+		r = gmem_host_write(closer_mm, f, OFF(1), (uint8_t)round);
+		expect_res(r, RES_OK | inj(RES_SIGBUS), "closer: host write",
+			   &closer_sf, 1, 1);
+		for (uint64_t pg = 0; pg < 2; pg++) {
+			unsigned int flags = pol != GMEM_POLICY_A && (round & 8) ?
+					     GMEM_PIN_LONGTERM : 0;
+
+			r = gmem_pin(closer_mm, f, OFF(pg), PAGE_SIZE, flags,
+				     &ids[nr], NULL);
+			expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: pin",
+				   &closer_sf, pg, 1);
+			if (!r && pg == 0)
+				pinned0 = true;
+			nr += !r;
+		}
+		if (opt.ref_limit)
+			closer_hammer(f, pol);
+		r = gmem_convert(f, OFF(3), PAGE_SIZE, GMEM_PRIVATE, 0,
+				 (int)(round % 3), &at);
+		/* a and an intact b-lazy folio drain the whole huge page,
+		 * pinned pages 0 and 1 with it */
+		expect_res(r, RES_OK | inj(RES_ENOMEM) |
+			   (nr && (pol == GMEM_POLICY_A ||
+				   pol == GMEM_POLICY_B_LAZY) ?
+			    RES_EAGAIN | RES_EBUSY : 0),
+			   "closer: convert", &closer_sf, 3, 1);
+		r = gmem_convert(f, 0, PAGE_SIZE, GMEM_PRIVATE, 0,
+				 (int)(round % 3), &at);
+		expect_res(r, pinned0 ? RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM) :
+			   RES_OK | RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM),
+			   "closer: convert pinned", &closer_sf, 0, 1);
+	}
+	if (!pinned_close)
+		while (nr)
+			expect_res(gmem_unpin(pool, ids[--nr]), RES_OK,
+				   "closer: unpin", &closer_sf, 0, 1);
+	must(gmem_file_close(f), "closer: close");
+	if (nr)
+		closer_pinned_closes++;
+	while (nr)
+		expect_res(gmem_unpin(pool, ids[--nr]), RES_OK,
+			   "closer: unpin after close", &closer_sf, 0, 1);
+	expect_res(gmem_file_close(f), RES_EBADF, "closer: second close",
+		   &closer_sf, 0, 0);
+}
+
+static void *closer(void *arg)
+{
+	(void)arg;
+	self_id = 1001;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		uint64_t t0 = now_ns(), took;
+		struct timespec ts;
+
+		pthread_rwlock_rdlock(&world);
+		closer_round(closer_runs++);
+		pthread_rwlock_unlock(&world);
+		/* a fifth of a CPU at most: a round of 1G pages is long */
+		took = now_ns() - t0;
+		ts = (struct timespec){ (time_t)(4 * took / 1000000000ULL),
+					(long)(4 * took % 1000000000ULL) };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static const char *const pol_names[NR_POL] = { "4k", "a", "b-eager", "b-lazy" };
+
 
 static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
 		       bool shared)
@@ -2157,7 +2373,7 @@ static void views_start(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V] [-b memfd|hugetlb|auto]\n");
+		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS]\n");
 	exit(2);
 }
 
@@ -2167,7 +2383,7 @@ static void parse(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVb:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVb:L:h")) != -1) {
 		switch (c) {
 		case 's':
 			opt.seed = strtoull(optarg, &end, 0);
@@ -2210,6 +2426,11 @@ static void parse(int argc, char **argv)
 		case 'V':
 			opt.views = true;
 			break;
+		case 'L':
+			opt.ref_limit = atoi(optarg);
+			if (opt.ref_limit < 4 * GUP_PIN_COUNTING_BIAS)
+				usage();
+			break;
 		case 'b':
 			if (!strcmp(optarg, "memfd"))
 				opt.backing = GMEM_BACKING_MEMFD;
@@ -2224,7 +2445,8 @@ static void parse(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc)
+	/* a view's first touch past the limit would be a real SIGBUS */
+	if (optind != argc || (opt.ref_limit && opt.views))
 		usage();
 	if (!have_seed)
 		opt.seed = mix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)) %
@@ -2265,7 +2487,9 @@ int main(int argc, char **argv)
 	/* Two huge pages for each huge-policy file, plus room for the
 	 * pinned pieces of punched pages and for pages poison retires. */
 	reserved = 2 * 2 * (NR_POL - 1);
-	total = reserved + (uint64_t)opt.threads * MAX_PINS + poison_cap + 4;
+	/* + 2: the closer thread's file of one huge page, which may leave
+	 * detached (closed while pinned) before its pins go */
+	total = reserved + (uint64_t)opt.threads * MAX_PINS + poison_cap + 4 + 2;
 	/* Views need a plain memfd: no forced hugetlb under -V. */
 	must(opt.views ? gmem_pool_create(opt.psize, total, opt.backing, &pool) :
 	     testpool_create(opt.psize, total, opt.backing, &pool),
@@ -2315,12 +2539,19 @@ int main(int argc, char **argv)
 	pthread_rwlockattr_destroy(&ra);
 
 	gmem_test_hooks.convert_commit = hook_commit;
+	gmem_test_hooks.drain_wait = hook_drain_wait;
+	if (opt.ref_limit)
+		gmem_test_set_ref_limit(opt.ref_limit);
+	must(gmem_mm_create(pool, NULL, &closer_mm), "closer mm");
 	if (opt.permille)
 		gmem_inject_fail_random(opt.permille, opt.seed);
 
 	for (int t = 0; t < opt.threads; t++)
 		if (pthread_create(&thr[t].th, NULL, worker, &thr[t]))
 			fail("pthread_create");
+	if (pthread_create(&checker_th, NULL, checker, NULL) ||
+	    pthread_create(&closer_th, NULL, closer, NULL))
+		fail("pthread_create");
 	t_end = now_ns() + (uint64_t)(opt.secs * 1e9);
 	next = now_ns() + interval;
 	for (uint64_t now = now_ns(); now < t_end; now = now_ns()) {
@@ -2339,6 +2570,10 @@ int main(int argc, char **argv)
 	atomic_store(&stop, true);
 	for (int t = 0; t < opt.threads; t++)
 		pthread_join(thr[t].th, NULL);
+	pthread_join(checker_th, NULL);
+	pthread_join(closer_th, NULL);
+	gmem_test_hooks.drain_wait = NULL;
+	gmem_test_set_ref_limit(0);
 	self_id = -1;
 	injected = gmem_inject_injected();
 	gmem_inject_reset();
@@ -2405,10 +2640,11 @@ int main(int argc, char **argv)
 	       st_names[ST_OPS], ull(sum[ST_OPS]), opt.threads);
 	for (int k = 1; k < NR_ST; k++)
 		printf(" %s=%llu", st_names[k], ull(sum[k]));
-	printf(" commits=%llu private_pages_committed=%llu shatters=%llu collapses=%llu zaps=%llu retired=%llu returned=%llu injected=%llu world_checks=%llu pagemap_pages_checked=%llu\n",
+	printf(" commits=%llu private_pages_committed=%llu shatters=%llu collapses=%llu zaps=%llu retired=%llu returned=%llu injected=%llu world_checks=%llu pagemap_pages_checked=%llu checker_runs=%llu closer_rounds=%llu closed_while_pinned=%llu\n",
 	       ull(atomic_load(&hook_calls)), ull(atomic_load(&hook_private)),
 	       ull(s.shatters), ull(s.collapses), ull(s.zaps),
 	       ull(s.pool_retired), ull(s.pool_returned), ull(injected),
-	       ull(world_checks), ull(atomic_load(&pagemap_pages)));
+	       ull(world_checks), ull(atomic_load(&pagemap_pages)),
+	       ull(checker_runs), ull(closer_runs), ull(closer_pinned_closes));
 	return 0;
 }

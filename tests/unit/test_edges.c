@@ -439,13 +439,19 @@ static bool test_merge_note_enomem(void)
 
 struct race {
 	struct gmem_pool *pool;
+	struct gmem_file *l;
 	atomic_bool stop;
 	atomic_int bad;
 	char why[320];
 	uint64_t checks;
 };
 
-/* gmem_check() and both kinds of gmem_stats() never see a lie. */
+/*
+ * gmem_check() and gmem_stats() never see a lie: the long-lived policy-a
+ * file @l is the only one with pool pages (the short-lived files are
+ * policy 4k), so every snapshot of it has pool_free + its folios ==
+ * pool_total, whatever the punching thread is doing.
+ */
 static void *checker(void *p)
 {
 	struct race *r = p;
@@ -459,14 +465,21 @@ static void *checker(void *p)
 			atomic_store(&r->bad, 1);
 			break;
 		}
-		gmem_stats(r->pool, NULL, &s);
-		/* policy a, 2M pages, one page per folio: every page is free,
-		 * in a file's folio, or detached (never here: no pins) */
-		if (s.pool_free + s.folios_2m != s.pool_total) {
+		if (gmem_stats(r->pool, r->l, &s) ||
+		    s.pool_free + s.folios_2m != s.pool_total) {
 			snprintf(r->why, sizeof(r->why),
 				 "stats: free %llu + folios %llu != total %llu",
 				 (unsigned long long)s.pool_free,
 				 (unsigned long long)s.folios_2m,
+				 (unsigned long long)s.pool_total);
+			atomic_store(&r->bad, 1);
+			break;
+		}
+		gmem_stats(r->pool, NULL, &s);
+		if (s.pool_resv > s.pool_free || s.pool_free > s.pool_total) {
+			snprintf(r->why, sizeof(r->why), "pool stats: resv %llu free %llu total %llu",
+				 (unsigned long long)s.pool_resv,
+				 (unsigned long long)s.pool_free,
 				 (unsigned long long)s.pool_total);
 			atomic_store(&r->bad, 1);
 			break;
@@ -477,8 +490,9 @@ static void *checker(void *p)
 }
 
 /*
- * One thread creates files, touches, punches and closes them; another
- * checks and takes statistics all the while.  Iterations, not time.
+ * One thread punches and refaults a file and creates, touches and closes
+ * others; another checks and takes statistics all the while.  Iterations,
+ * not time.
  */
 static bool test_check_races_close_and_punch(void)
 {
@@ -486,18 +500,15 @@ static bool test_check_races_close_and_punch(void)
 	pthread_t t;
 
 	CHECK_EQ(gmem_pool_create(MB2, 4, GMEM_BACKING_MEMFD, &r.pool), 0);
+	CHECK_EQ(gmem_file_create(r.pool, 2 * MB2, GMEM_POLICY_A, 0, &r.l), 0);
 	CHECK_EQ(pthread_create(&t, NULL, checker, &r), 0);
 	for (int i = 0; i < 3000 && !atomic_load(&r.bad); i++) {
 		struct gmem_file *f;
-		struct gmem_stats s;
 
-		CHECK_EQ(gmem_file_create(r.pool, 2 * MB2, GMEM_POLICY_A, 0,
-					  &f), 0);
-		CHECK_EQ(gmem_guest_access(f, 0, 2 * MB2, 0), 0);
-		CHECK_EQ(gmem_punch(f, 0, MB2), 0);
-		if (gmem_stats(r.pool, f, &s) == 0)
-			CHECK_EQ(s.pool_free + s.folios_2m, s.pool_total);
-		CHECK_EQ(gmem_guest_access(f, 0, K4, 0), 0);
+		CHECK_EQ(gmem_file_create(r.pool, MB2, GMEM_POLICY_4K, 0, &f), 0);
+		CHECK_EQ(gmem_guest_access(f, 0, 4 * K4, 0), 0);
+		CHECK_EQ(gmem_guest_access(r.l, 0, 2 * MB2, 0), 0);
+		CHECK_EQ(gmem_punch(r.l, (uint64_t)(i % 2) * MB2, MB2), 0);
 		CHECK_EQ(gmem_file_close(f), 0);
 		if (i % 8 == 0)
 			sched_yield();
@@ -508,7 +519,123 @@ static bool test_check_races_close_and_punch(void)
 		fprintf(stderr, "%s\n", r.why);
 	CHECK_EQ(atomic_load(&r.bad), 0);
 	CHECK(r.checks > 0);
+	CHECK_EQ(gmem_file_close(r.l), 0);
 	FINISH(r.pool);
+}
+
+/* ------------------------------- a pin holder while a convert waits */
+
+struct waiter {
+	struct gmem_file *f;
+	struct gmem_pool *pool;
+	atomic_int phase;
+	int ret;
+};
+
+static void *forever_convert(void *p)
+{
+	struct waiter *w = p;
+	uint64_t at;
+
+	atomic_store(&w->phase, 1);
+	w->ret = gmem_convert(w->f, 0, K4, GMEM_PRIVATE, 0, -1, &at);
+	atomic_store(&w->phase, 2);
+	return NULL;
+}
+
+static void *check_thread(void *p)
+{
+	struct waiter *w = p;
+
+	gmem_check(w->pool, NULL, 0);
+	return NULL;
+}
+
+/*
+ * A conversion waits (no timeout) for a pin while gmem_check() waits for
+ * that conversion's file.  The pin's holder may still create files and
+ * mms and take statistics, of the pool and of that very file, before it
+ * unpins: none of those may wait for the conversion or the check.
+ */
+static bool test_pin_holder_while_convert_waits(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f, *g;
+	struct gmem_mm *mm, *mm2;
+	struct gmem_stats s;
+	struct waiter w = { 0 };
+	pthread_t tc, tk;
+	uint64_t id, t0;
+
+	if (!setup(MB2, 2, GMEM_POLICY_B_EAGER, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	CHECK_EQ(gmem_pin(mm, f, 0, K4, 0, &id, NULL), 0);
+	w.f = f;
+	w.pool = pool;
+	CHECK_EQ(pthread_create(&tc, NULL, forever_convert, &w), 0);
+	while (atomic_load(&w.phase) == 0)
+		sched_yield();
+	sleep_ms(20);			/* the convert is waiting for the pin */
+	CHECK_EQ(pthread_create(&tk, NULL, check_thread, &w), 0);
+	sleep_ms(20);			/* the check waits for the file */
+	t0 = now_ms();
+	/* each of these used to hang behind the check's list lock */
+	CHECK_EQ(gmem_stats(pool, NULL, &s), 0);
+	CHECK_EQ(gmem_stats(pool, f, &s), 0);
+	CHECK_EQ(s.pins, 1);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, 0, &g), 0);
+	CHECK_EQ(gmem_mm_create(pool, NULL, &mm2), 0);
+	CHECK_EQ(gmem_file_close(g), 0);
+	CHECK(now_ms() - t0 < 10000);
+	CHECK_EQ(atomic_load(&w.phase), 1);
+	CHECK_EQ(gmem_unpin(pool, id), 0);
+	pthread_join(tc, NULL);
+	pthread_join(tk, NULL);
+	CHECK_EQ(w.ret, 0);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
+/* -------------------------------------------- undo under policy 4k */
+
+/*
+ * A failing pin gives back the memory it allocated, and only that: a
+ * directory of 4K folios that was there before (emptied by a punch)
+ * stays.  Every failure point of the call, in turn.
+ */
+static bool test_failed_pin_keeps_directory(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	struct gmem_stats s0, s;
+	uint64_t id;
+	int ret = -1;
+
+	if (!setup(MB2, 1, GMEM_POLICY_4K, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	CHECK_EQ(gmem_pin(mm, f, 0, 2 * K4, 0, &id, NULL), 0);
+	CHECK_EQ(gmem_unpin(pool, id), 0);
+	CHECK_EQ(gmem_punch(f, 0, 2 * K4), 0);
+	STATS(pool, f, &s0);
+	CHECK_EQ(s0.folios_4k, 0);
+	CHECK(s0.meta_bytes > 0);	/* the directory, empty */
+	for (uint64_t n = 1; ret; n++) {
+		CHECK(n < 64);
+		gmem_inject_fail_nth(n);
+		ret = gmem_pin(mm, f, 0, 2 * K4, 0, &id, NULL);
+		gmem_inject_reset();
+		if (!ret)
+			break;
+		CHECK_EQ(ret, -ENOMEM);
+		STATS(pool, f, &s);
+		CHECK_EQ(s.meta_bytes, s0.meta_bytes);
+		CHECK_EQ(s.folios_4k, 0);
+		CHECK_INVARIANTS(pool);
+	}
+	CHECK_EQ(gmem_unpin(pool, id), 0);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
 }
 
 int main(void)
@@ -523,7 +650,11 @@ int main(void)
 		TEST(test_convert_deadline_passes),
 		TEST(test_merge_note_enomem),
 		TEST(test_check_races_close_and_punch),
+		TEST(test_pin_holder_while_convert_waits),
+		TEST(test_failed_pin_keeps_directory),
 	};
 
+	/* a test that hangs (a deadlock) fails the program */
+	alarm(300);
 	return RUN_TESTS(tests);
 }

@@ -217,9 +217,60 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 	CHECK_EQ(ret, 0);
 	CHECK_EQ(b, 0);		/* old content cleared */
 	CHECK_EQ(gmem_file_close(g), 0);
+
+	/* a page whose host mapping a VMM dropped (madvise through the
+	 * address gmem_file_hva() gave) is cleared all the same */
+	{
+		uint64_t hlen;
+		void *hva;
+
+		CHECK_EQ(gmem_file_create(pool, h->bytes, GMEM_POLICY_A, 0, &g),
+			 0);
+		for (uint64_t o = 0; o < h->bytes; o += MB2)
+			CHECK_EQ(gmem_guest_write(g, o + 7, 0xaa), 0);
+		CHECK_EQ(gmem_file_hva(g, 0, &hva, &hlen), 0);
+		CHECK_EQ(madvise(hva, hlen, MADV_DONTNEED), 0);
+		CHECK_EQ(gmem_file_close(g), 0);
+		CHECK_EQ(gmem_file_create(pool, h->bytes, GMEM_POLICY_A, SHARED,
+					  &g), 0);
+		CHECK_EQ(gmem_mmap(mm, g), 0);
+		for (uint64_t o = 0; o < h->bytes; o += MB2) {
+			CHECK_EQ(gmem_host_read(mm, g, o + 7, &b), 0);
+			CHECK_EQ(b, 0);
+		}
+		CHECK_EQ(gmem_file_close(g), 0);
+	}
 	CHECK_INVARIANTS(pool);
 	CHECK_BASELINE(pool);
 	gmem_pool_destroy(pool);
+
+	/* auto counts only free pages nobody reserved: with every free page
+	 * reserved by another mapping, it falls back to a memfd */
+	{
+		int fd = memfd_create("reserve", MFD_HUGETLB |
+				      (h->bytes == GB1 ? 30U : 21U) << 26);
+		long long n = read_num(h->dir, "free_hugepages") -
+			      read_num(h->dir, "resv_hugepages");
+		void *m = MAP_FAILED;
+
+		CHECK(fd >= 0);
+		if (n > 0) {
+			CHECK_EQ(ftruncate(fd, (off_t)(n * (long long)h->bytes)), 0);
+			m = mmap(NULL, (size_t)n * h->bytes, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, fd, 0);
+			CHECK(m != MAP_FAILED);
+		}
+		CHECK(read_num(h->dir, "free_hugepages") > 0);
+		CHECK_EQ(read_num(h->dir, "free_hugepages") -
+			 read_num(h->dir, "resv_hugepages"), 0);
+		CHECK_EQ(gmem_pool_create(h->bytes, 1, GMEM_BACKING_AUTO, &pool),
+			 0);
+		CHECK_EQ(gmem_pool_backing(pool), GMEM_BACKING_MEMFD);
+		gmem_pool_destroy(pool);
+		if (m != MAP_FAILED)
+			munmap(m, (size_t)n * h->bytes);
+		close(fd);
+	}
 	restore();
 	return true;
 }

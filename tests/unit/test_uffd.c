@@ -692,6 +692,107 @@ static bool test_view_inject(void)
 	return true;
 }
 
+/* ------------------------------------ statistics beside a view fault */
+
+struct statter {
+	struct gmem_pool *pool;
+	atomic_bool stop;
+	uint64_t n;
+};
+
+static void *stats_loop(void *arg)
+{
+	struct statter *st = arg;
+	struct gmem_stats s;
+
+	while (!atomic_load(&st->stop)) {
+		gmem_stats(st->pool, NULL, &s);
+		st->n++;
+	}
+	return NULL;
+}
+
+/*
+ * A call on one file whose output lies in a view of another file faults
+ * in that view while it holds its own file's lock; the view's handler
+ * then needs the other file's lock.  Pool-wide statistics on a third
+ * thread must not hold the one while waiting for the other.  A deadlock
+ * here ends the program (alarm in main()).
+ */
+static bool test_view_output_beside_stats(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f1, *f2;
+	struct gmem_mm *mm;
+	struct statter st = { 0 };
+	pthread_t t;
+	uint8_t *v1;
+	void *a;
+
+	/* f2 first, f1 second: the list is newest first */
+	CHECK_EQ(gmem_pool_create(MB2, 3, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &f2),
+		 0);
+	CHECK_EQ(gmem_file_create(pool, 2 * MB2, GMEM_POLICY_B_LAZY, SHARED,
+				  &f1), 0);
+	CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
+	CHECK_EQ(gmem_mmap(mm, f1), 0);
+	CHECK_EQ(gmem_mmap(mm, f2), 0);
+	CHECK_EQ(gmem_mm_view(mm, f1, &a), 0);
+	v1 = a;
+	CHECK_EQ(gmem_host_write(mm, f2, 0, 0x3c), 0);
+	st.pool = pool;
+	CHECK_EQ(pthread_create(&t, NULL, stats_loop, &st), 0);
+	for (int round = 0; round < 8; round++) {
+		for (uint64_t pg = 0; pg < 1024; pg++) {
+			/* the byte lands in f1's view: a first touch */
+			CHECK_EQ(gmem_host_read(mm, f2, 0, v1 + PG(pg) + 5), 0);
+			CHECK_EQ(v1[PG(pg) + 5], 0x3c);
+		}
+		CHECK_EQ(gmem_punch(f1, 0, 2 * MB2), 0);	/* zap, again */
+	}
+	atomic_store(&st.stop, true);
+	pthread_join(t, NULL);
+	CHECK(st.n > 0);
+	CHECK_EQ(gmem_file_close(f1), 0);
+	CHECK_EQ(gmem_file_close(f2), 0);
+	FINISH(pool);
+}
+
+/*
+ * A first touch refused because the folio's refcount is at its limit is
+ * SIGBUS that time only: once a pin goes, the next touch maps the page.
+ */
+static bool test_view_refcount_limit(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm, *mm2;
+	uint64_t ids[3];
+	uint8_t *view, v = 0;
+	void *at;
+
+	if (!setup_view(GMEM_POLICY_B_EAGER, 1, MB2, &pool, &f, &mm, &view))
+		return false;
+	CHECK_EQ(gmem_mm_create(pool, NULL, &mm2), 0);
+	CHECK_EQ(gmem_mmap(mm2, f), 0);
+	CHECK_EQ(gmem_host_write(mm2, f, 0, 0x44), 0);
+	/* file 1 + mm2's entry 1 + three pins: the limit exactly */
+	gmem_test_set_ref_limit(2 + 3 * GUP_PIN_COUNTING_BIAS);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(gmem_pin(mm2, f, 0, K4, 0, &ids[i], NULL), 0);
+	CHECK_EQ(touch_in_thread(view, 0, false, &v, &at), 1);
+	CHECK_EQ(touch_in_thread(view, 0, false, &v, &at), 1);
+	CHECK_EQ(gmem_unpin(pool, ids[2]), 0);
+	CHECK_EQ(touch_in_thread(view, 0, false, &v, &at), 0);
+	CHECK_EQ(v, 0x44);
+	gmem_test_set_ref_limit(0);
+	CHECK_EQ(gmem_unpin(pool, ids[1]), 0);
+	CHECK_EQ(gmem_unpin(pool, ids[0]), 0);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -705,6 +806,8 @@ int main(void)
 		TEST(test_view_errno_memfd),
 		TEST(test_view_teardown),
 		TEST(test_view_inject),
+		TEST(test_view_output_beside_stats),
+		TEST(test_view_refcount_limit),
 	};
 	struct sigaction sa = { .sa_sigaction = on_sigbus,
 				.sa_flags = SA_SIGINFO };
@@ -721,5 +824,6 @@ int main(void)
 		printf("sigaction: %s\n", strerror(errno));
 		return 1;
 	}
+	alarm(300);	/* a deadlock fails the program */
 	return RUN_TESTS(tests);
 }
