@@ -389,6 +389,21 @@ struct gmem_stats {
 	uint64_t eopnotsupp;	/* long-term pins refused (policy a) */
 	uint64_t pool_returned;	/* huge pages given back to the pool */
 	uint64_t pin_wait_ns;	/* time conversions waited for pins */
+	/*
+	 * Events that stand for kernel work, counted over the run (pool-wide:
+	 * closed files included): folios split and merged by the level of the
+	 * larger folio (split_1g: a 1G folio split into 2M ones); bytes the
+	 * kernel would clear (each allocation, GMEM_CONVERT_ZERO, a partial
+	 * punch); TLB-flush batches (one per mm that lost entries in a zap);
+	 * host page-table entries installed; guest (stage-2) and IOMMU
+	 * entries added and removed, by level.
+	 */
+	uint64_t split_2m, split_1g, merge_2m, merge_1g;
+	uint64_t zeroed_bytes, tlb_flushes, host_faults;
+	uint64_t guest_map_4k, guest_map_2m, guest_map_1g;
+	uint64_t guest_unmap_4k, guest_unmap_2m, guest_unmap_1g;
+	uint64_t iommu_map_4k, iommu_map_2m, iommu_map_1g;
+	uint64_t iommu_unmap_4k, iommu_unmap_2m, iommu_unmap_1g;
 };
 
 /**

@@ -228,6 +228,7 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 			pool_zero(f->pool, d, (end - pg) << PAGE_SHIFT);
 		else
 			memset(d, 0, (end - pg) << PAGE_SHIFT);
+		count_kev(f, KEV_ZEROED, (int64_t)((end - pg) << PAGE_SHIFT));
 		pg = end;
 	}
 }
@@ -348,6 +349,15 @@ int gmem_file_close(struct gmem_file *file)
 	p->resv -= f->resv;
 	f->resv = 0;
 	f->closed = true;
+	/* the pool's totals keep what the file's counters and maps saw */
+	for (int k = 0; k < NR_KEV; k++)
+		p->run.kev[k] += f->c.kev[k];
+	for (int l = 0; l < GMAP_NR_LEVELS; l++) {
+		p->run.guest_added[l] += f->guest.added[l];
+		p->run.guest_removed[l] += f->guest.removed[l];
+		p->run.iommu_added[l] += f->iommu.added[l];
+		p->run.iommu_removed[l] += f->iommu.removed[l];
+	}
 	pthread_mutex_unlock(&p->lock);
 	rs_destroy(&f->shared);
 	rs_destroy(&f->poison);

@@ -143,14 +143,25 @@ static int block_split(struct gfile *f, struct ghuge *h, struct gblock *b,
 	}
 	atomic_store_explicit(&b->folio.refcount, 0, memory_order_relaxed);
 	b->split = true;
+	count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, 1);
+	if (h->alloc_open)
+		h->alloc_split[order == PUD_ORDER]++;
 	return 0;
 }
 
-/* Undo block_split(): the parts must hold nothing but the file's refs. */
+/*
+ * Undo block_split() (@merge false: a failing call's split, uncounted) or
+ * merge the parts back (@merge true).  The parts must hold nothing but the
+ * file's references.
+ */
 static void block_unsplit(struct gfile *f, struct ghuge *h, struct gblock *b,
-			  unsigned int order)
+			  unsigned int order, bool merge)
 {
 	GM_BUG_ON(!b->split);
+	if (merge)
+		count_kev(f, order == PUD_ORDER ? KEV_MERGE_1G : KEV_MERGE_2M, 1);
+	else
+		count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, -1);
 	if (order == PUD_ORDER) {
 		gmem_free(b->child, PTRS * sizeof(*b->child));
 		b->child = NULL;
@@ -199,10 +210,8 @@ static int huge_shatter_eager(struct gfile *f, struct ghuge *h)
 			goto out;
 	}
 out:
-	if (!ret) {
+	if (!ret)
 		count_shatter(f);
-		h->alloc_shatters = 1;
-	}
 	return ret;
 }
 
@@ -229,7 +238,6 @@ static int huge_shape_lazy(struct gfile *f, struct ghuge *h)
 			return ret;
 		nr++;
 	}
-	h->alloc_shatters = (uint32_t)nr;
 	while (nr--)
 		count_shatter(f);
 	return 0;
@@ -270,6 +278,22 @@ static void huge_count_folios(struct ghuge *h, unsigned int order,
 			h->blk.child[i].split ? PTRS : 1;
 }
 
+/* The shatters a huge page's allocation counted: b-eager's one, or b-lazy's
+ * every split. */
+static uint64_t alloc_shatters(struct gfile *f, struct ghuge *h)
+{
+	if (f->policy == GMEM_POLICY_B_EAGER)
+		return h->alloc_split[0] || h->alloc_split[1];
+	return (uint64_t)h->alloc_split[0] + h->alloc_split[1];
+}
+
+/* A failing call's allocation made these splits: they never happened. */
+static void uncount_alloc_splits(struct gfile *f, struct ghuge *h)
+{
+	count_kev(f, KEV_SPLIT_2M, -(int64_t)h->alloc_split[0]);
+	count_kev(f, KEV_SPLIT_1G, -(int64_t)h->alloc_split[1]);
+}
+
 /*
  * Allocate a huge page into slot @slot: take it from the pool (using the
  * file's reservation) and give it the folio shape the policy wants.  All
@@ -300,11 +324,14 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	count_meta(f, h, sizeof(*h));
 	count_folios(f, order == PUD_ORDER ? GMAP_1G : GMAP_2M, 1);
 
+	h->alloc_open = true;
 	if (f->policy == GMEM_POLICY_B_EAGER)
 		ret = huge_shatter_eager(f, h);
 	else if (f->policy == GMEM_POLICY_B_LAZY)
 		ret = huge_shape_lazy(f, h);
+	h->alloc_open = false;
 	if (ret) {
+		uncount_alloc_splits(f, h);
 		/* Roll back: uncount what the shape built, give the page back. */
 		huge_count_folios(h, order, n);
 		for (int l = 0; l < 3; l++)
@@ -315,6 +342,8 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 		huge_free_meta(p, h);
 		return ret;
 	}
+	/* the kernel clears a huge page when it is first faulted in */
+	count_kev(f, KEV_ZEROED, (int64_t)p->page_size);
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
 	return 0;
 }
@@ -334,7 +363,9 @@ void huge_undo_alloc(struct gfile *f, uint64_t slot)
 		count_folios(f, l, -n[l]);
 	count_meta(f, NULL, -(int64_t)h->meta);
 	pool_count(f->pool, &f->pool->run.shatters, &f->c.shatters,
-		   -(uint64_t)h->alloc_shatters);
+		   -(uint64_t)alloc_shatters(f, h));
+	uncount_alloc_splits(f, h);
+	count_kev(f, KEV_ZEROED, -(int64_t)f->pool->page_size);
 	f->huge[slot] = NULL;
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
 	pool_return_huge(f->pool, h, f, true);
@@ -351,6 +382,7 @@ void small_undo_alloc(struct gfile *f, uint64_t pg)
 	dir[pg & (PTRS - 1)] = NULL;
 	count_folios(f, GMAP_4K, -1);
 	count_meta(f, NULL, -(int64_t)sizeof(*fo));
+	count_kev(f, KEV_ZEROED, -(int64_t)PAGE_SIZE);
 	iommu_relevel(f, pg, pg + 1);
 	arena_free(f->pool, fo->data);
 	/* The directory came with this page (and so with this call): it
@@ -396,6 +428,7 @@ static int small_alloc(struct gfile *f, uint64_t pg, struct gfolio **out)
 	(*dirp)[pg & (PTRS - 1)] = fo;
 	count_meta(f, NULL, sizeof(*fo));
 	count_folios(f, GMAP_4K, 1);
+	count_kev(f, KEV_ZEROED, PAGE_SIZE);
 	*out = fo;
 	iommu_relevel(f, pg, pg + 1);
 	return 0;
@@ -758,7 +791,7 @@ int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
 undo:
 	while (nr_undo--)
 		block_unsplit(f, undo[nr_undo].h, undo[nr_undo].b,
-			      undo[nr_undo].order);
+			      undo[nr_undo].order, false);
 	return ret;
 }
 
@@ -788,7 +821,7 @@ static bool try_merge_2m(struct gfile *f, struct ghuge *h, struct gblock *b,
 	if (!b->split || !b->small || !block_mergeable(f, s, PTRS) ||
 	    !small_quiet(b->small))
 		return false;
-	block_unsplit(f, h, b, PMD_ORDER);
+	block_unsplit(f, h, b, PMD_ORDER, true);
 	count_collapse(f);
 	gmap_remove_smaller(&f->guest, s << PAGE_SHIFT, GMAP_2M);
 	return true;
@@ -807,7 +840,7 @@ static bool try_merge_1g(struct gfile *f, struct ghuge *h)
 		    folio_mapcount(&c->folio) != 0)
 			return false;
 	}
-	block_unsplit(f, h, &h->blk, PUD_ORDER);
+	block_unsplit(f, h, &h->blk, PUD_ORDER, true);
 	count_collapse(f);
 	gmap_remove_smaller(&f->guest, s << PAGE_SHIFT, GMAP_1G);
 	return true;

@@ -48,6 +48,26 @@ struct gmap_pt {
 	uint32_t nr_used;		/* non-empty slots; never 0 if linked */
 };
 
+
+/* Entries come and go: bytes mapped now, and entries ever added and
+ * removed at each level (each stands for an invalidation or a map in a
+ * real stage-2 or IOMMU table). */
+static void gmap_added(struct gmap *m, int level, uint64_t n)
+{
+	static const uint64_t sz[GMAP_NR_LEVELS] = { SZ_4K, SZ_2M, SZ_1G };
+
+	m->bytes[level] += n * sz[level];
+	m->added[level] += n;
+}
+
+static void gmap_removed(struct gmap *m, int level, uint64_t n)
+{
+	static const uint64_t sz[GMAP_NR_LEVELS] = { SZ_4K, SZ_2M, SZ_1G };
+
+	m->bytes[level] -= n * sz[level];
+	m->removed[level] += n;
+}
+
 static const unsigned int level_shift[GMAP_NR_LEVELS] = {
 	SHIFT_4K, SHIFT_2M, SHIFT_1G,
 };
@@ -256,7 +276,7 @@ static uint64_t bm_free(struct gmap *m, struct gmap_pt *pt, unsigned int si)
 	struct gmap_bm *bm = slot_bm(pt->slot[si]);
 	uint64_t n = bm->nr;
 
-	m->bytes[GMAP_4K] -= n * SZ_4K;
+	gmap_removed(m, GMAP_4K, n);
 	m->nr_bm--;
 	table_release(m, bm, false);
 	pt_clear(pt, si);
@@ -275,7 +295,7 @@ static uint64_t pt_free(struct gmap *m, uint64_t gi)
 		if (slot_is_table(pt->slot[si])) {
 			n += bm_free(m, pt, si);
 		} else {
-			m->bytes[GMAP_2M] -= SZ_2M;
+			gmap_removed(m, GMAP_2M, 1);
 			pt_clear(pt, si);
 			n++;
 		}
@@ -449,7 +469,7 @@ int gmap_insert(struct gmap *m, uint64_t base, int level)
 		if (s != SLOT_EMPTY)
 			pt_free(m, gi);
 		top_set(m, gi, SLOT_ENTRY);
-		m->bytes[GMAP_1G] += SZ_1G;
+		gmap_added(m, GMAP_1G, 1);
 		return 0;
 	}
 	if (s == SLOT_ENTRY)
@@ -471,7 +491,7 @@ int gmap_insert(struct gmap *m, uint64_t base, int level)
 		if (s != SLOT_EMPTY)
 			bm_free(m, pt, si);
 		pt_set(pt, si, SLOT_ENTRY);
-		m->bytes[GMAP_2M] += SZ_2M;
+		gmap_added(m, GMAP_2M, 1);
 		goto link_pt;
 	}
 
@@ -490,7 +510,7 @@ int gmap_insert(struct gmap *m, uint64_t base, int level)
 	if (!test_bit(bm->bits, bi)) {
 		set_bit(bm->bits, bi);
 		bm->nr++;
-		m->bytes[GMAP_4K] += SZ_4K;
+		gmap_added(m, GMAP_4K, 1);
 	}
 
 link_pt:
@@ -522,7 +542,7 @@ static uint64_t pt_remove(struct gmap *m, uint64_t gi, uint64_t first,
 	for (si = find_next_bit(pt->used, si, end); si < end;
 	     si = find_next_bit(pt->used, si + 1, end)) {
 		if (!slot_is_table(pt->slot[si])) {
-			m->bytes[GMAP_2M] -= SZ_2M;
+			gmap_removed(m, GMAP_2M, 1);
 			pt_clear(pt, si);
 			n++;
 			continue;
@@ -532,7 +552,7 @@ static uint64_t pt_remove(struct gmap *m, uint64_t gi, uint64_t first,
 		slot_range(g2, first, last, &lo4, &end4);
 		cleared = clear_bits(bm->bits, lo4, end4);
 		bm->nr -= cleared;
-		m->bytes[GMAP_4K] -= cleared * SZ_4K;
+		gmap_removed(m, GMAP_4K, cleared);
 		n += cleared;
 		if (!bm->nr)
 			bm_free(m, pt, si);
@@ -570,7 +590,7 @@ uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
 	     gi < gend; gi = find_next_bit(m->top_used, gi + 1, gend)) {
 		if (m->top[gi] == SLOT_ENTRY) {
 			top_clear(m, gi);
-			m->bytes[GMAP_1G] -= SZ_1G;
+			gmap_removed(m, GMAP_1G, 1);
 			n++;
 		} else {
 			n += pt_remove(m, gi, first, last);

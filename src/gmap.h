@@ -30,6 +30,8 @@ struct gmap {
 	uintptr_t *top;		/* per GiB: empty, a 1G entry or a 2M table */
 	uint64_t *top_used;	/* a bit per non-empty top slot */
 	uint64_t bytes[GMAP_NR_LEVELS];	/* bytes mapped at each level */
+	uint64_t added[GMAP_NR_LEVELS];	/* entries ever added, by level */
+	uint64_t removed[GMAP_NR_LEVELS];	/* entries ever removed */
 	uint64_t nr_pt;		/* 2M tables allocated */
 	uint64_t nr_bm;		/* 4K bitmaps allocated */
 	void *spare_pt, *spare_bm;	/* kept for gmap_reserve() */

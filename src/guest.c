@@ -156,21 +156,39 @@ static bool iommu_eligible(struct gfile *f, uint64_t pg0, uint64_t pg1)
 	return true;
 }
 
-/* Rebuild the entries of the 2M block at page @s. */
+/*
+ * Make the entries of the 2M block at page @s what the rules allow, adding
+ * and removing only entries that change (each stands for an IOMMU map or
+ * invalidation: an unchanged entry costs nothing, as in a real table).
+ */
 static void iommu_rebuild_2m(struct gfile *f, uint64_t s, int maxl)
 {
-	uint64_t e = MIN(s + PTRS, f->nr_pages), rs_s, rs_e, from = s;
+	uint64_t e = MIN(s + PTRS, f->nr_pages), rs_s, rs_e, from = s, base;
+	int have = gmap_lookup(&f->iommu, s << PAGE_SHIFT, &base);
 
-	gmap_remove(&f->iommu, s << PAGE_SHIFT, e << PAGE_SHIFT);
 	if (maxl >= GMAP_2M && e == s + PTRS && iommu_eligible(f, s, e)) {
+		if (have == GMAP_2M)
+			return;
+		gmap_remove(&f->iommu, s << PAGE_SHIFT, e << PAGE_SHIFT);
 		gmap_insert(&f->iommu, s << PAGE_SHIFT, GMAP_2M);
 		return;
 	}
+	/* 4K entries from here on: a larger one over the block goes */
+	if (have > GMAP_4K)
+		gmap_remove(&f->iommu, s << PAGE_SHIFT, e << PAGE_SHIFT);
 	/* Only pages inside the given ranges can be mapped: walk those. */
 	while (rs_next(&f->iommu_ranges, from, &rs_s, &rs_e) && rs_s < e) {
-		for (uint64_t pg = rs_s; pg < MIN(rs_e, e); pg++)
-			if (iommu_eligible(f, pg, pg + 1))
+		for (uint64_t pg = MAX(rs_s, s); pg < MIN(rs_e, e); pg++) {
+			bool want = iommu_eligible(f, pg, pg + 1);
+			bool is = gmap_lookup(&f->iommu, pg << PAGE_SHIFT,
+					      &base) == GMAP_4K;
+
+			if (want && !is)
 				gmap_insert(&f->iommu, pg << PAGE_SHIFT, GMAP_4K);
+			else if (!want && is)
+				gmap_remove(&f->iommu, pg << PAGE_SHIFT,
+					    (pg + 1) << PAGE_SHIFT);
+		}
 		from = rs_e;
 	}
 }
@@ -204,6 +222,9 @@ void iommu_relevel(struct gfile *f, uint64_t pg0, uint64_t pg1)
 			}
 			if (r + unit <= f->nr_pages &&
 			    iommu_eligible(f, r, r + unit)) {
+				if (gmap_lookup(&f->iommu, r << PAGE_SHIFT,
+						&base) == GMAP_1G)
+					continue;	/* unchanged */
 				gmap_remove(&f->iommu, r << PAGE_SHIFT,
 					    (r + unit) << PAGE_SHIFT);
 				gmap_insert(&f->iommu, r << PAGE_SHIFT, GMAP_1G);

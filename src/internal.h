@@ -150,14 +150,32 @@ struct ghuge {
 	struct gfile *owner;		/* for the reservation; NULL once closed */
 	bool poisoned;			/* retire instead of return */
 	bool from_resv;			/* took one of the owner's reservations */
-	uint32_t alloc_shatters;	/* splits made at allocation (undo) */
+	uint32_t alloc_split[2];	/* 2M and 1G folios split at its
+					 * allocation (a failing call undoes) */
 	bool detached;			/* punched while pinned */
+	bool alloc_open;		/* being shaped by its allocation */
 	uint64_t live;			/* detached: folios still referenced */
 	uint64_t meta;			/* descriptor bytes held */
 	struct ghuge *next_detached;
 };
 
 /* ----------------------------------------------------------------- pool */
+
+/*
+ * Events that stand for kernel work (gmem compare's cost model), counted
+ * per file under its lock and added to the pool's totals at close; the
+ * guest's and the IOMMU's entries added and removed are in their gmaps.
+ */
+enum kev {
+	KEV_SPLIT_2M,		/* a 2M folio split into 4K folios */
+	KEV_SPLIT_1G,		/* a 1G folio split into 2M folios */
+	KEV_MERGE_2M,		/* 4K folios merged into a 2M folio */
+	KEV_MERGE_1G,		/* 2M folios merged into a 1G folio */
+	KEV_ZEROED,		/* bytes cleared: allocation, zero, punch */
+	KEV_TLB_FLUSHES,	/* zaps of one mm's entries in one call */
+	KEV_HOST_FAULTS,	/* host page-table entries installed */
+	NR_KEV
+};
 
 struct gpin;
 
@@ -211,6 +229,11 @@ struct gpool {
 	struct {
 		uint64_t shatters, collapses, conversions, eagain, ebusy;
 		uint64_t zaps, eopnotsupp, pool_returned, pin_wait_ns;
+		/* closed files' kernel events and map entries (open files'
+		 * are theirs: stats add both) */
+		uint64_t kev[NR_KEV];
+		uint64_t guest_added[3], guest_removed[3];
+		uint64_t iommu_added[3], iommu_removed[3];
 	} run;
 };
 
@@ -289,6 +312,7 @@ struct pinmap {
 /* ---------------------------------------------------------------- file */
 
 struct gfile_counters {
+	uint64_t kev[NR_KEV];
 	uint64_t folios[3];		/* by level: 4K, 2M, 1G */
 	uint64_t meta_bytes;
 	uint64_t host_ptes;
@@ -453,6 +477,12 @@ bool file_is_allocated(struct gfile *f, uint64_t pg);
 int file_enter_shared(struct gfile *f);
 int file_enter(struct gfile *f);
 void file_kick_merges(struct gfile *f);
+
+/* Count @n kernel events of @kind on @f.  Context: file lock. */
+static inline void count_kev(struct gfile *f, enum kev kind, int64_t n)
+{
+	f->c.kev[kind] += (uint64_t)n;
+}
 
 static inline struct gfile *to_file(struct gmem_file *f)
 {

@@ -93,6 +93,7 @@ void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo)
 	pmd->nr++;
 	v->pt.nr_ptes++;
 	v->file->c.host_ptes++;
+	count_kev(v->file, KEV_HOST_FAULTS, 1);
 }
 
 /*
@@ -153,8 +154,15 @@ uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1)
 	uint64_t n = 0;
 
 	assert_invalidate_exclusive(f);
-	for (struct gvma *v = f->vmas; v; v = v->file_next)
-		n += vma_zap(f, v, pg0, pg1);
+	for (struct gvma *v = f->vmas; v; v = v->file_next) {
+		uint64_t k = vma_zap(f, v, pg0, pg1);
+
+		/* one TLB flush (an IPI per other CPU that ran the mm) per mm
+		 * that lost entries */
+		if (k)
+			count_kev(f, KEV_TLB_FLUSHES, 1);
+		n += k;
+	}
 	if (n) {
 		f->c.host_ptes -= n;
 		pool_count(f->pool, &f->pool->run.zaps, &f->c.zaps, n);

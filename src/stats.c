@@ -14,7 +14,12 @@ const char *const gmem_stat_keys[] = {
 	"iommu_1g", "iommu_2m", "iommu_4k", "meta_bytes", "pins",
 	"pool_free", "pool_resv", "pool_retired", "pool_total",
 	"shatters", "vmemmap_bytes", "zaps",
-	"eopnotsupp", "pin_wait_ns", "pool_returned",
+	"eopnotsupp", "guest_map_1g", "guest_map_2m", "guest_map_4k",
+	"guest_unmap_1g", "guest_unmap_2m", "guest_unmap_4k", "host_faults",
+	"iommu_map_1g", "iommu_map_2m", "iommu_map_4k", "iommu_unmap_1g",
+	"iommu_unmap_2m", "iommu_unmap_4k", "merge_1g", "merge_2m",
+	"pin_wait_ns", "pool_returned", "split_1g", "split_2m",
+	"tlb_flushes", "zeroed_bytes",
 	NULL
 };
 const unsigned int gmem_stat_nr_listed = 23;
@@ -31,6 +36,12 @@ static const struct {
 	KEY(pins), KEY(pool_free), KEY(pool_resv), KEY(pool_retired),
 	KEY(pool_total), KEY(shatters), KEY(vmemmap_bytes), KEY(zaps),
 	KEY(eopnotsupp), KEY(pin_wait_ns), KEY(pool_returned),
+	KEY(split_2m), KEY(split_1g), KEY(merge_2m), KEY(merge_1g),
+	KEY(zeroed_bytes), KEY(tlb_flushes), KEY(host_faults),
+	KEY(guest_map_4k), KEY(guest_map_2m), KEY(guest_map_1g),
+	KEY(guest_unmap_4k), KEY(guest_unmap_2m), KEY(guest_unmap_1g),
+	KEY(iommu_map_4k), KEY(iommu_map_2m), KEY(iommu_map_1g),
+	KEY(iommu_unmap_4k), KEY(iommu_unmap_2m), KEY(iommu_unmap_1g),
 };
 
 int gmem_stat_get(const struct gmem_stats *s, const char *key, uint64_t *val)
@@ -52,9 +63,38 @@ static uint64_t vmemmap_of(const uint64_t folios[3])
 	return 4096 * (folios[GMAP_1G] + folios[GMAP_2M]) + 64 * folios[GMAP_4K];
 }
 
-/* Add a file's gauges (and with @counters its counters).  File lock held. */
+/* Kernel events and map entries added and removed, to add up. */
+static void add_events(struct gmem_stats *s, const uint64_t kev[NR_KEV],
+		       const uint64_t ga[3], const uint64_t gr[3],
+		       const uint64_t ia[3], const uint64_t ir[3])
+{
+	s->split_2m += kev[KEV_SPLIT_2M];
+	s->split_1g += kev[KEV_SPLIT_1G];
+	s->merge_2m += kev[KEV_MERGE_2M];
+	s->merge_1g += kev[KEV_MERGE_1G];
+	s->zeroed_bytes += kev[KEV_ZEROED];
+	s->tlb_flushes += kev[KEV_TLB_FLUSHES];
+	s->host_faults += kev[KEV_HOST_FAULTS];
+	s->guest_map_4k += ga[GMAP_4K];
+	s->guest_map_2m += ga[GMAP_2M];
+	s->guest_map_1g += ga[GMAP_1G];
+	s->guest_unmap_4k += gr[GMAP_4K];
+	s->guest_unmap_2m += gr[GMAP_2M];
+	s->guest_unmap_1g += gr[GMAP_1G];
+	s->iommu_map_4k += ia[GMAP_4K];
+	s->iommu_map_2m += ia[GMAP_2M];
+	s->iommu_map_1g += ia[GMAP_1G];
+	s->iommu_unmap_4k += ir[GMAP_4K];
+	s->iommu_unmap_2m += ir[GMAP_2M];
+	s->iommu_unmap_1g += ir[GMAP_1G];
+}
+
+/* Add a file's gauges and events (and with @counters its counters).  File
+ * lock held. */
 static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
 {
+	add_events(s, f->c.kev, f->guest.added, f->guest.removed,
+		   f->iommu.added, f->iommu.removed);
 	s->folios_4k += f->c.folios[GMAP_4K];
 	s->folios_2m += f->c.folios[GMAP_2M];
 	s->folios_1g += f->c.folios[GMAP_1G];
@@ -101,6 +141,9 @@ static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 		s->eopnotsupp = p->run.eopnotsupp;
 		s->pool_returned = p->run.pool_returned;
 		s->pin_wait_ns = p->run.pin_wait_ns;
+		add_events(s, p->run.kev, p->run.guest_added,
+			   p->run.guest_removed, p->run.iommu_added,
+			   p->run.iommu_removed);
 	}
 	pthread_mutex_unlock(&p->lock);
 }

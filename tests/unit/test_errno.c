@@ -498,6 +498,8 @@ static bool test_convert_failure_counters(void)
 	sn.file.host_ptes--;
 	sn.pool.zaps++;
 	sn.file.zaps++;
+	sn.pool.tlb_flushes++;	/* one mm lost an entry */
+	sn.file.tlb_flushes++;
 	CHECK_UNCHANGED_BUT(x.pool, x.f, &sn, eagain, 1);
 	CHECK_EQ(gmem_pin(x.mm, x.f, PG(8), K4, GMEM_PIN_LONGTERM, &lt, NULL),
 		 0);
