@@ -17,6 +17,7 @@
 
 #include "gmem.h"
 #include "compare.h"
+#include "cost.h"
 #include "trace.h"
 #include "vm.h"
 
@@ -35,6 +36,9 @@ static int replay_main(int argc, char **argv);
 
 /* Future subcommands (vm) go here, one entry each. */
 static const struct subcmd subcmds[] = {
+	{ "calibrate", "[OPTIONS]",
+	  "measure the unit costs of kernel operations on this host",
+	  calibrate_help, calibrate_main },
 	{ "compare", "[OPTIONS]", "the policies side by side on built-in workloads",
 	  compare_help, compare_main },
 	{ "replay", "FILE|-", "run a trace (see TRACE.md); - reads stdin",
@@ -60,7 +64,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: gmem <command> [<args>]\n"
 		   "       gmem --help | --version\n\ncommands:\n");
 	for (i = 0; i < NR_SUBCMDS; i++)
-		fprintf(f, "  %-8s %-10s %s\n", subcmds[i].name,
+		fprintf(f, "  %-9s %-10s %s\n", subcmds[i].name,
 			subcmds[i].args, subcmds[i].summary);
 	fprintf(f, "\n\"gmem <command> --help\" describes a command.\n");
 }
