@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "compare.h"
+#include "cost.h"
+#include "kcost.h"
 #include "workload.h"
 #include "util.h"
 
@@ -35,7 +37,9 @@ struct run {
 
 struct opts {
 	bool json, quiet;
-	const char *plot_dir, *emit_path;
+	const char *plot_dir, *emit_path, *calib_path;
+	struct cost_model model;
+	bool calibrated;		/* model loaded from a calibration */
 	unsigned int wl_mask, pol_mask;
 	struct wl_params par;
 };
@@ -311,10 +315,101 @@ static void print_table(const struct run *runs, unsigned int n, FILE *f)
 		   "ret: huge pages returned to the pool.\n");
 }
 
+/* Where the unit costs come from, in one line. */
+static void model_note(const struct opts *o, FILE *f)
+{
+	if (o->calibrated)
+		fprintf(f, "kernel unit costs: measured on this host %s (%s)\n",
+			o->model.when, o->model.path);
+	else
+		fprintf(f, "kernel unit costs: published figures and models "
+			"(docs/COSTS.md); no calibration at %s: run `gmem "
+			"calibrate` as root\n", o->calib_path);
+}
+
+/*
+ * The second table: what each policy's events would cost in a kernel
+ * (event counts times unit costs), beside nothing of gmem's own time.
+ */
+static void print_kernel_table(const struct run *runs, unsigned int n,
+			       const struct opts *o, FILE *f)
+{
+	const struct workload *last = NULL;
+
+	fprintf(f, "\nModelled kernel time (the workload's events times the unit "
+		   "costs of the kernel operations they stand for):\n");
+	model_note(o, f);
+	for (unsigned int i = 0; i < n; i++) {
+		const struct run *r = &runs[i];
+		const struct wl_result *x = &r->res;
+		struct kcost k;
+
+		if (r->wl != last) {
+			fprintf(f, "\n%s\n%-8s %10s %9s %9s %9s %9s %9s  %-6s "
+				"%9s %9s %9s\n", r->wl->name, "policy",
+				"kernel ms", "split", "merge", "zap/tlb",
+				"zero", "inval", "most", "conv p50",
+				"p99 us", "max us");
+			last = r->wl;
+		}
+		if (x->error) {
+			fprintf(f, "%-8s failed\n", policy_name(r->policy));
+			continue;
+		}
+		kcost_of(&o->model, &x->ev, &k);
+		fprintf(f, "%-8s %10.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %-6s "
+			"%9.1f %9.1f %9.1f\n", policy_name(r->policy),
+			k.total / 1e6, k.split / 1e6, k.merge / 1e6,
+			k.zap / 1e6, k.zero / 1e6, k.inval / 1e6,
+			kcost_dominant(&k), x->kconv_p50 / 1e3,
+			x->kconv_p99 / 1e3, x->kconv_max / 1e3);
+	}
+	fprintf(f, "\nkernel ms and its parts (ms): split = folio splits with "
+		   "HVO restore; merge = merges with HVO optimise; zap/tlb = "
+		   "host PTEs\nzapped, TLB-flush IPIs and refaults; zero = "
+		   "memory cleared; inval = stage-2 and IOMMU invalidations "
+		   "and IOMMU maps; most = the\nlargest part; conv = the "
+		   "modelled cost of one convert call (p50/p99/max, us). "
+		   "Modelled, not measured: see docs/COSTS.md.\n");
+}
+
 static void json_levels(FILE *f, const char *key, const uint64_t v[3])
 {
 	fprintf(f, "\"%s\": {\"1g\": %" PRIu64 ", \"2m\": %" PRIu64
 		", \"4k\": %" PRIu64 "}", key, v[0], v[1], v[2]);
+}
+
+/*
+ * A policy's kernel keys: the workload's events (kernel_events), their
+ * modelled cost and its parts (kernel_ns: total = the parts' sum = each
+ * event count times its unit), and one convert call's modelled cost.
+ */
+static void json_kernel(FILE *f, const struct cost_model *m,
+			const struct wl_result *x)
+{
+	static const char *const keys[] = {
+		"split_2m", "split_1g", "merge_2m", "merge_1g", "zeroed_bytes",
+		"zaps", "tlb_flushes", "host_faults", "guest_unmap_4k",
+		"guest_unmap_2m", "guest_unmap_1g", "iommu_map_4k",
+		"iommu_map_2m", "iommu_map_1g", "iommu_unmap_4k",
+		"iommu_unmap_2m", "iommu_unmap_1g",
+	};
+	struct kcost k;
+	uint64_t v;
+
+	kcost_of(m, &x->ev, &k);
+	fprintf(f, ",\n          \"kernel_events\": {");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		gmem_stat_get(&x->ev, keys[i], &v);
+		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", keys[i], v);
+	}
+	fprintf(f, "},\n          \"kernel_ns\": {\"total\": %.0f, "
+		"\"split\": %.0f, \"merge\": %.0f, \"zap_tlb\": %.0f, "
+		"\"zero\": %.0f, \"inval\": %.0f}", k.total, k.split, k.merge,
+		k.zap, k.zero, k.inval);
+	fprintf(f, ",\n          \"kernel_convert_ns\": {\"p50\": %" PRIu64
+		", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+		x->kconv_p50, x->kconv_p99, x->kconv_max);
 }
 
 static void print_json(const struct run *runs, unsigned int n,
@@ -323,7 +418,15 @@ static void print_json(const struct run *runs, unsigned int n,
 	const struct workload *last = NULL;
 
 	fprintf(f, "{\n  \"gmem_version\": \"%s\",\n  \"seed\": %" PRIu64
-		",\n  \"workloads\": [", GMEM_VERSION_STRING, o->par.seed);
+		",\n  \"kernel_model\": {\"source\": \"%s\", \"path\": \"%s\", "
+		"\"measured_at\": \"%s\", \"units_ns\": {",
+		GMEM_VERSION_STRING, o->par.seed,
+		o->calibrated ? "calibrated" : "published",
+		o->calibrated ? o->model.path : "", o->model.when);
+	for (int u = 0; u < NR_COST_UNITS; u++)
+		fprintf(f, "%s\"%s\": %.1f", u ? ", " : "",
+			cost_unit_name((enum cost_unit)u), o->model.ns[u]);
+	fprintf(f, "}},\n  \"workloads\": [");
 	for (unsigned int i = 0; i < n; i++) {
 		const struct run *r = &runs[i];
 		const struct wl_result *x = &r->res;
@@ -373,13 +476,15 @@ static void print_json(const struct run *runs, unsigned int n,
 			",\n          \"pool_pages_returned\": %" PRIu64
 			",\n          \"zaps\": %" PRIu64
 			",\n          \"wall_ns\": %" PRIu64
-			",\n          \"peak_rss_bytes\": %" PRIu64
-			"\n        }", x->meta_bytes, x->vmemmap_bytes,
+			",\n          \"peak_rss_bytes\": %" PRIu64,
+			x->meta_bytes, x->vmemmap_bytes,
 			x->conversions, x->convert_calls, x->convert_p50,
 			x->convert_p99, x->convert_max, x->eagain, x->ebusy,
 			x->eopnotsupp, x->pin_wait_ns, x->shatters,
 			x->collapses, x->pool_pages_returned, x->zaps,
 			x->wall_ns, x->peak_rss_bytes);
+		json_kernel(f, &o->model, x);
+		fprintf(f, "\n        }");
 	}
 	if (last)
 		fprintf(f, "\n      ]\n    }\n  ");
@@ -388,11 +493,13 @@ static void print_json(const struct run *runs, unsigned int n,
 
 /* ---------------------------------------------------------------- plots */
 
-static int plot(const struct run *runs, unsigned int n, const char *dir)
+static int plot(const struct run *runs, unsigned int n, const struct opts *o,
+		const char *dir)
 {
+	const struct workload *last = NULL;
 	char path[4096];
+	int rc, nr_wl = 0;
 	FILE *f;
-	int rc;
 
 	if (mkdir(dir, 0777) && errno != EEXIST) {
 		fprintf(stderr, "gmem: compare: %s: %s\n", dir, strerror(errno));
@@ -405,14 +512,20 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 		return -1;
 	}
 	fprintf(f, "# run guest1g%% guest2m%% guest4k%% meta/GiB vmemmap/GiB "
-		   "p50us p99us maxus\n");
+		   "p50us p99us maxus kernel_ms failed workload# policy\n");
 	for (unsigned int i = 0; i < n; i++) {
 		const struct wl_result *x = &runs[i].res;
+		struct kcost k;
 
 		if (x->error)
 			continue;
+		if (runs[i].wl != last) {
+			last = runs[i].wl;
+			nr_wl++;
+		}
+		kcost_of(&o->model, &x->ev, &k);
 		fprintf(f, "\"%s/%s\" %.3f %.3f %.3f %.1f %.1f %.3f %.3f "
-			"%.3f\n", runs[i].wl->name,
+			"%.3f %.3f %" PRIu64 " %d \"%s\"\n", runs[i].wl->name,
 			policy_name(runs[i].policy),
 			pct(x->guest_at[0], x->guest_bytes),
 			pct(x->guest_at[1], x->guest_bytes),
@@ -420,7 +533,9 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 			per_gib(x->meta_bytes, x->guest_bytes),
 			per_gib(x->vmemmap_bytes, x->guest_bytes),
 			x->convert_p50 / 1e3, x->convert_p99 / 1e3,
-			x->convert_max / 1e3);
+			x->convert_max / 1e3, k.total / 1e6,
+			x->eagain + x->ebusy + x->eopnotsupp, nr_wl - 1,
+			policy_name(runs[i].policy));
 	}
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/compare.gp", dir);
@@ -453,6 +568,35 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 		"set title 'Conversion latency, every call (ns, log scale)'\n"
 		"set yrange [10:*]\n"
 		"plot 'compare.dat' using ($7*1000):xtic(1) title 'p50', '' using ($8*1000) title 'p99', '' using ($9*1000) title 'max'\n");
+	/* the trade-off: a panel per workload, metadata against modelled
+	 * kernel time, runs with failed conversions or refused pins marked */
+	fprintf(f,
+		"reset\n"
+		"set terminal pngcairo size 1400,%d font 'sans,10'\n"
+		"set output 'tradeoff.png'\n"
+		"set multiplot layout %d,1 title 'Metadata per GiB (gmem + vmemmap) against modelled kernel time; "
+		"X = failed conversions or refused pins'\n"
+		"set logscale xy\n"
+		"set grid\n"
+		"set xlabel 'metadata bytes per GiB'\n"
+		"set ylabel 'kernel ms (model)'\n"
+		"set key off\n"
+		"wl = \"",
+		260 * (nr_wl ? nr_wl : 1), nr_wl ? nr_wl : 1);
+	last = NULL;
+	for (unsigned int i = 0; i < n; i++)
+		if (!runs[i].res.error && runs[i].wl != last) {
+			last = runs[i].wl;
+			fprintf(f, "%s%s", i ? " " : "", last->name);
+		}
+	fprintf(f, "\"\n"
+		"do for [k=0:%d] {\n"
+		"  set title word(wl, k + 1)\n"
+		"  plot 'compare.dat' using ($12 == k ? $5 + $6 + 1 : 1/0):($10 + 1e-3):13 "
+		"with labels point pt 7 ps 1.5 offset char 1,0.6, "
+		"'' using ($12 == k && $11 > 0 ? $5 + $6 + 1 : 1/0):($10 + 1e-3) with points pt 2 ps 3 lw 2\n"
+		"}\n"
+		"unset multiplot\n", nr_wl ? nr_wl - 1 : 0);
 	fclose(f);
 	snprintf(path, sizeof(path), "cd '%s' && gnuplot compare.gp", dir);
 	rc = system(path);
@@ -463,7 +607,7 @@ static int plot(const struct run *runs, unsigned int n, const char *dir)
 	}
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "gmem: compare: wrote %s/coverage.png, "
-			"metadata.png, latency.png\n", dir);
+			"metadata.png, latency.png, tradeoff.png\n", dir);
 	return 0;
 }
 
@@ -474,7 +618,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: gmem compare [--workload W[,W...]] [--policy P[,P...]]\n"
 		   "                    [--guest-size S] [--seed N] [--ops N]\n"
 		   "                    [--backing auto|hugetlb|memfd|none]\n"
-		   "                    [--json] [--plot DIR] [--emit-trace FILE|-]\n");
+		   "                    [--json] [--plot DIR] [--emit-trace FILE|-]\n"
+		   "                    [--calibration FILE]\n");
 }
 
 const char compare_help[] =
@@ -487,8 +632,18 @@ const char compare_help[] =
 	"time spent waiting for in-flight I/O to drop its pins, splits,\n"
 	"merges, huge pages returned to the pool, wall time and peak RSS.\n"
 	"\n"
-	"Workloads:\n"
-	"  tdx-boot       16 GiB on 1G pages: bounce buffer, virtio pages,\n"
+	"Workloads (the first three follow published guest behaviour, the\n"
+	"others are synthetic; docs/WORKLOADS.md gives the sources):\n"
+	"  tdx-boot       4 GiB on 1G pages: firmware bounce pages flipped up\n"
+	"                 to 1000 times, SWIOTLB shared in 2 MiB MapGPA\n"
+	"                 chunks, 2,700 4K driver pages\n"
+	"  snp-boot       4 GiB on 1G pages: SWIOTLB shared by page state\n"
+	"                 changes, RAM above 4 GiB accepted lazily 4 MiB at a\n"
+	"                 time\n"
+	"  vfio-snp       4 GiB on 1G pages: 7.75% shared, each shared 4K page\n"
+	"                 pinned and IOMMU-mapped by the VMM, DMA buffers\n"
+	"                 reallocated\n"
+	"  io-churn       4 GiB on 1G pages: bounce buffer, virtio pages,\n"
 	"                 I/O buffer churn under in-flight host I/O\n"
 	"  pkvm-io        2 GiB on 2M pages: share/pin/unpin/unshare per I/O\n"
 	"  vfio-longterm  4 GiB on 1G pages: long-term pinned DMA buffers\n"
@@ -506,13 +661,19 @@ const char compare_help[] =
 	"                     workload's huge page size)\n"
 	"  --seed N           the guest's choices (default 1): every policy\n"
 	"                     runs the same guest\n"
-	"  --ops N            the workload's operation count (I/Os,\n"
-	"                     conversions, balloon rounds)\n"
+	"  --ops N            the workload's operation count (firmware\n"
+	"                     rounds, 4 MiB chunks accepted after boot,\n"
+	"                     buffers reallocated, I/Os, conversions,\n"
+	"                     balloon rounds)\n"
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
 	"  --json             COMPARE.md's JSON on stdout instead of the table\n"
 	"  --plot DIR         also write coverage.png, metadata.png and\n"
 	"                     latency.png into DIR (needs gnuplot)\n"
+	"  --calibration F    the kernel unit costs measured by `gmem\n"
+	"                     calibrate` (default: $GMEM_CALIBRATION, else\n"
+	"                     ~/.cache/gmem/calibration.json); without one,\n"
+	"                     published figures (docs/COSTS.md)\n"
 	"  --emit-trace FILE  run one workload under one policy in this\n"
 	"                     process and write it as a self-checking trace\n"
 	"                     (- for stdout); `gmem replay FILE` reproduces\n"
@@ -581,7 +742,7 @@ static bool takes_value(const char *a)
 {
 	static const char *const names[] = {
 		"--workload", "--policy", "--guest-size", "--seed", "--ops",
-		"--backing", "--plot", "--emit-trace",
+		"--backing", "--plot", "--emit-trace", "--calibration",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -664,6 +825,8 @@ int compare_main(int argc, char **argv)
 			o.plot_dir = v;
 		} else if (!strcmp(a, "--emit-trace")) {
 			o.emit_path = v;
+		} else if (!strcmp(a, "--calibration")) {
+			o.calib_path = v;
 		} else {
 			fprintf(stderr, "gmem: compare: unknown option '%s'\n", a);
 			usage(stderr);
@@ -677,6 +840,16 @@ int compare_main(int argc, char **argv)
 		o.pol_mask = (1U << NR_POLICIES) - 1;
 	if (o.emit_path)
 		return emit_trace(&o);
+	/* the kernel cost model: a saved calibration, else published */
+	if (!o.calib_path)
+		o.calib_path = cost_default_path();
+	if (cost_load(o.calib_path, &o.model) == 0) {
+		o.calibrated = true;
+	} else {
+		cost_published(&o.model);
+		o.model.when[0] = 0;
+	}
+	o.par.model = &o.model;
 
 	runs = calloc((size_t)nr_workloads * NR_POLICIES, sizeof(*runs));
 	if (!runs) {
@@ -707,9 +880,11 @@ int compare_main(int argc, char **argv)
 	progress_end(&pg);
 	if (o.json)
 		print_json(runs, n, &o, stdout);
-	else
+	else {
 		print_table(runs, n, stdout);
-	if (o.plot_dir && plot(runs, n, o.plot_dir))
+		print_kernel_table(runs, n, &o, stdout);
+	}
+	if (o.plot_dir && plot(runs, n, &o, o.plot_dir))
 		failed++;
 	free(runs);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

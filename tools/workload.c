@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kcost.h"
 #include "workload.h"
 
 #define PAGE		GMEM_PAGE_SIZE
@@ -80,6 +81,7 @@ struct wl {
 	uint64_t next_pin;	/* trace names of pins */
 
 	uint64_t *lat;		/* ns of every gmem_convert() call */
+	uint64_t *klat;		/* its modelled kernel cost (with a model) */
 	size_t nr_lat, cap_lat;
 	uint64_t pin_wait_ns, ops;
 
@@ -384,17 +386,23 @@ static int io_retire_all(struct wl *w)
 	return 0;
 }
 
-static int record_latency(struct wl *w, uint64_t ns)
+static int record_latency(struct wl *w, uint64_t ns, uint64_t kns)
 {
 	if (w->nr_lat == w->cap_lat) {
 		size_t cap = w->cap_lat ? 2 * w->cap_lat : 4096;
 		uint64_t *lat = realloc(w->lat, cap * sizeof(*lat));
+		uint64_t *klat;
 
 		if (!lat)
 			return fail(w, -ENOMEM, "no memory for latencies");
 		w->lat = lat;
+		klat = realloc(w->klat, cap * sizeof(*klat));
+		if (!klat)
+			return fail(w, -ENOMEM, "no memory for latencies");
+		w->klat = klat;
 		w->cap_lat = cap;
 	}
+	w->klat[w->nr_lat] = kns;
 	w->lat[w->nr_lat++] = ns;
 	return 0;
 }
@@ -402,13 +410,24 @@ static int record_latency(struct wl *w, uint64_t ns)
 static int convert_once(struct wl *w, uint64_t off, uint64_t len,
 			enum gmem_attr to, uint64_t *at)
 {
+	struct gmem_stats before, after, d;
+	struct kcost k = { 0 };
 	uint64_t t0, t1;
 	int ret;
 
 	*at = UINT64_MAX;
+	/* the call's events, priced: its kernel cost (outside the timing) */
+	if (w->par->model && gmem_stats(w->pool, w->file, &before))
+		return fail(w, -EPROTO, "stats failed");
 	t0 = now_ns();
 	ret = gmem_convert(w->file, off, len, to, 0, 0, at);
 	t1 = now_ns();
+	if (w->par->model) {
+		if (gmem_stats(w->pool, w->file, &after))
+			return fail(w, -EPROTO, "stats failed");
+		kcost_events_diff(&d, &after, &before);
+		kcost_of(w->par->model, &d, &k);
+	}
 	if (w->emit) {
 		fprintf(w->emit, "convert g 0x%" PRIx64 " 0x%" PRIx64 " %s\n",
 			off, len, to == GMEM_PRIVATE ? "private" : "shared");
@@ -416,7 +435,7 @@ static int convert_once(struct wl *w, uint64_t off, uint64_t len,
 			    *at != UINT64_MAX, *at);
 	}
 	w->ops++;
-	if (record_latency(w, t1 - t0))
+	if (record_latency(w, t1 - t0, (uint64_t)(k.total + 0.5)))
 		return w->error;
 	return ret;
 }
@@ -960,6 +979,11 @@ int workload_run(const struct workload *wl, enum gmem_policy policy,
 	t0 = now_ns();
 	if (setup(&w, backing) || wl->run(&w) || io_retire_all(&w))
 		goto out;
+	/* the workload's own events, before the prefault below */
+	if (gmem_stats(w.pool, NULL, &out->ev)) {
+		fail(&w, -EPROTO, "stats failed");
+		goto out;
+	}
 	/* the guest touches all of its memory, so coverage compares */
 	if (guest(&w, 0, w.size))
 		goto out;
@@ -976,6 +1000,10 @@ int workload_run(const struct workload *wl, enum gmem_policy policy,
 	out->convert_p50 = quantile(w.lat, w.nr_lat, 0.50);
 	out->convert_p99 = quantile(w.lat, w.nr_lat, 0.99);
 	out->convert_max = w.nr_lat ? w.lat[w.nr_lat - 1] : 0;
+	qsort(w.klat, w.nr_lat, sizeof(*w.klat), cmp_u64);
+	out->kconv_p50 = quantile(w.klat, w.nr_lat, 0.50);
+	out->kconv_p99 = quantile(w.klat, w.nr_lat, 0.99);
+	out->kconv_max = w.nr_lat ? w.klat[w.nr_lat - 1] : 0;
 	out->pin_wait_ns = w.pin_wait_ns;
 	out->ops = w.ops;
 out:
@@ -988,6 +1016,7 @@ out:
 	if (w.pool)
 		gmem_pool_destroy(w.pool);
 	free(w.lat);
+	free(w.klat);
 	out->error = w.error;
 	snprintf(out->what, sizeof(out->what), "%s", w.what);
 	return w.error;

@@ -21,12 +21,16 @@
 #include "gmem.h"
 
 struct wl;		/* one run: the executor's state (workload.c) */
+struct cost_model;	/* cost.h */
 
 struct wl_params {
 	uint64_t guest_size;	/* 0: the workload's default */
 	uint64_t seed;
 	int backing;		/* an enum gmem_backing, or -1: the workload's */
 	uint64_t ops;		/* 0: the workload's default operation count */
+	/* NULL, or the kernel cost model: each convert call's events are
+	 * then priced (wl_result.kconv_*) */
+	const struct cost_model *model;
 	/* progress: called now and then with done in [0, 1] */
 	void (*progress)(void *arg, double done);
 	void *progress_arg;
@@ -46,6 +50,11 @@ struct wl_result {
 	uint64_t shatters, collapses, pool_pages_returned;
 	uint64_t zaps, ops;
 	uint64_t wall_ns, peak_rss_bytes;
+	/* events that stand for kernel work, over the workload (before the
+	 * final prefault, which is the same for every policy) */
+	struct gmem_stats ev;
+	/* the modelled kernel cost of each convert call, ns (with a model) */
+	uint64_t kconv_p50, kconv_p99, kconv_max;
 	int backing;		/* the backing the pool really used */
 	int error;		/* 0, or the negative errno that stopped it */
 	char what[200];		/* what failed, when error != 0 */
