@@ -404,6 +404,10 @@ struct gmem_stats {
 	uint64_t guest_unmap_4k, guest_unmap_2m, guest_unmap_1g;
 	uint64_t iommu_map_4k, iommu_map_2m, iommu_map_1g;
 	uint64_t iommu_unmap_4k, iommu_unmap_2m, iommu_unmap_1g;
+	/* flushes the removals need: a stage-2 TLB flush per call that
+	 * removed guest entries, an IOTLB invalidation per IOMMU re-level
+	 * that removed entries */
+	uint64_t guest_flushes, iommu_flushes;
 };
 
 /**

@@ -358,6 +358,8 @@ int gmem_file_close(struct gmem_file *file)
 		p->run.iommu_added[l] += f->iommu.added[l];
 		p->run.iommu_removed[l] += f->iommu.removed[l];
 	}
+	p->run.guest_flushes += f->guest.flushes;
+	p->run.iommu_flushes += f->iommu.flushes;
 	pthread_mutex_unlock(&p->lock);
 	rs_destroy(&f->shared);
 	rs_destroy(&f->poison);

@@ -52,6 +52,12 @@ struct gmap_pt {
 /* Entries come and go: bytes mapped now, and entries ever added and
  * removed at each level (each stands for an invalidation or a map in a
  * real stage-2 or IOMMU table). */
+/* Entries ever removed, all levels. */
+static uint64_t removed_sum(const struct gmap *m)
+{
+	return m->removed[GMAP_4K] + m->removed[GMAP_2M] + m->removed[GMAP_1G];
+}
+
 static void gmap_added(struct gmap *m, int level, uint64_t n)
 {
 	static const uint64_t sz[GMAP_NR_LEVELS] = { SZ_4K, SZ_2M, SZ_1G };
@@ -451,7 +457,7 @@ static bool block_ok(const struct gmap *m, uint64_t base, int level)
  * file (so a 1G entry needs the whole GiB); -EEXIST, with the map
  * unchanged, if a larger entry covers the block after all.
  */
-int gmap_insert(struct gmap *m, uint64_t base, int level)
+static int __gmap_insert(struct gmap *m, uint64_t base, int level)
 {
 	struct gmap_pt *pt = NULL, *new_pt = NULL;
 	struct gmap_bm *bm = NULL;
@@ -526,6 +532,17 @@ err_pt:
 	return -ENOMEM;
 }
 
+/* gmap_insert(), counting one flush when it removed entries. */
+int gmap_insert(struct gmap *m, uint64_t base, int level)
+{
+	uint64_t r0 = removed_sum(m);
+	int ret = __gmap_insert(m, base, level);
+
+	if (removed_sum(m) != r0)
+		m->flushes++;
+	return ret;
+}
+
 /*
  * Remove the entries of the 2M table at top slot @gi that overlap the 4K
  * pages [first, last], and free the table if that empties it.
@@ -574,7 +591,7 @@ static uint64_t pt_remove(struct gmap *m, uint64_t gi, uint64_t first,
  *
  * Return: the number of entries removed.
  */
-uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
+static uint64_t __gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
 {
 	uint64_t gi, gend, first, last, n = 0;
 
@@ -599,6 +616,17 @@ uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
 	return n;
 }
 
+/* gmap_remove(), counting one flush when it removed entries. */
+uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
+{
+	uint64_t r0 = removed_sum(m);
+	uint64_t ret = __gmap_remove(m, start, end);
+
+	if (removed_sum(m) != r0)
+		m->flushes++;
+	return ret;
+}
+
 /**
  * gmap_remove_smaller() - remove the entries smaller than a block.
  * @m: the map.
@@ -610,7 +638,7 @@ uint64_t gmap_remove(struct gmap *m, uint64_t start, uint64_t end)
  *
  * Return: the number of entries removed; 0 for a bad @base or @level.
  */
-uint64_t gmap_remove_smaller(struct gmap *m, uint64_t base, int level)
+static uint64_t __gmap_remove_smaller(struct gmap *m, uint64_t base, int level)
 {
 	uint64_t gi = base >> SHIFT_1G;
 	struct gmap_pt *pt;
@@ -630,6 +658,17 @@ uint64_t gmap_remove_smaller(struct gmap *m, uint64_t base, int level)
 		return 0;
 	return pt_remove(m, gi, base >> SHIFT_4K,
 			 ((base + SZ_2M) >> SHIFT_4K) - 1);
+}
+
+/* gmap_remove_smaller(), counting one flush when it removed entries. */
+uint64_t gmap_remove_smaller(struct gmap *m, uint64_t base, int level)
+{
+	uint64_t r0 = removed_sum(m);
+	uint64_t ret = __gmap_remove_smaller(m, base, level);
+
+	if (removed_sum(m) != r0)
+		m->flushes++;
+	return ret;
 }
 
 /**

@@ -32,6 +32,9 @@ struct gmap {
 	uint64_t bytes[GMAP_NR_LEVELS];	/* bytes mapped at each level */
 	uint64_t added[GMAP_NR_LEVELS];	/* entries ever added, by level */
 	uint64_t removed[GMAP_NR_LEVELS];	/* entries ever removed */
+	uint64_t flushes;	/* removals that need a TLB/IOTLB flush: each
+				 * call that removed entries (a caller may
+				 * batch several calls into one) */
 	uint64_t nr_pt;		/* 2M tables allocated */
 	uint64_t nr_bm;		/* 4K bitmaps allocated */
 	void *spare_pt, *spare_bm;	/* kept for gmap_reserve() */

@@ -204,6 +204,10 @@ void iommu_relevel(struct gfile *f, uint64_t pg0, uint64_t pg1)
 	uint64_t unit = maxl == GMAP_1G ? level_pages[GMAP_1G] : PTRS;
 	uint64_t from = ALIGN_DOWN(pg0, unit), s, e;
 
+	uint64_t flushes = f->iommu.flushes;
+	uint64_t removed = f->iommu.removed[GMAP_4K] + f->iommu.removed[GMAP_2M] +
+			   f->iommu.removed[GMAP_1G];
+
 	if (!f->iommu_ranges.nr_ranges && !gmap_bytes(&f->iommu, GMAP_4K) &&
 	    !gmap_bytes(&f->iommu, GMAP_2M) && !gmap_bytes(&f->iommu, GMAP_1G))
 		return;
@@ -240,6 +244,11 @@ void iommu_relevel(struct gfile *f, uint64_t pg0, uint64_t pg1)
 		}
 		from = ALIGN_DOWN(r_end - 1, unit) + unit;
 	}
+	/* one IOTLB invalidation for the whole re-level, as an IOMMU driver
+	 * batches the unmaps of one call */
+	f->iommu.flushes = flushes + (f->iommu.removed[GMAP_4K] +
+				      f->iommu.removed[GMAP_2M] +
+				      f->iommu.removed[GMAP_1G] != removed);
 }
 
 int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,

@@ -234,6 +234,7 @@ struct gpool {
 		uint64_t kev[NR_KEV];
 		uint64_t guest_added[3], guest_removed[3];
 		uint64_t iommu_added[3], iommu_removed[3];
+		uint64_t guest_flushes, iommu_flushes;
 	} run;
 };
 

@@ -15,7 +15,8 @@ const char *const gmem_stat_keys[] = {
 	"pool_free", "pool_resv", "pool_retired", "pool_total",
 	"shatters", "vmemmap_bytes", "zaps",
 	"eopnotsupp", "guest_map_1g", "guest_map_2m", "guest_map_4k",
-	"guest_unmap_1g", "guest_unmap_2m", "guest_unmap_4k", "host_faults",
+	"guest_flushes", "guest_unmap_1g", "guest_unmap_2m", "guest_unmap_4k",
+	"host_faults", "iommu_flushes",
 	"iommu_map_1g", "iommu_map_2m", "iommu_map_4k", "iommu_unmap_1g",
 	"iommu_unmap_2m", "iommu_unmap_4k", "merge_1g", "merge_2m",
 	"pin_wait_ns", "pool_returned", "split_1g", "split_2m",
@@ -42,6 +43,7 @@ static const struct {
 	KEY(guest_unmap_4k), KEY(guest_unmap_2m), KEY(guest_unmap_1g),
 	KEY(iommu_map_4k), KEY(iommu_map_2m), KEY(iommu_map_1g),
 	KEY(iommu_unmap_4k), KEY(iommu_unmap_2m), KEY(iommu_unmap_1g),
+	KEY(guest_flushes), KEY(iommu_flushes),
 };
 
 int gmem_stat_get(const struct gmem_stats *s, const char *key, uint64_t *val)
@@ -66,8 +68,11 @@ static uint64_t vmemmap_of(const uint64_t folios[3])
 /* Kernel events and map entries added and removed, to add up. */
 static void add_events(struct gmem_stats *s, const uint64_t kev[NR_KEV],
 		       const uint64_t ga[3], const uint64_t gr[3],
-		       const uint64_t ia[3], const uint64_t ir[3])
+		       const uint64_t ia[3], const uint64_t ir[3],
+		       uint64_t gflush, uint64_t iflush)
 {
+	s->guest_flushes += gflush;
+	s->iommu_flushes += iflush;
 	s->split_2m += kev[KEV_SPLIT_2M];
 	s->split_1g += kev[KEV_SPLIT_1G];
 	s->merge_2m += kev[KEV_MERGE_2M];
@@ -94,7 +99,8 @@ static void add_events(struct gmem_stats *s, const uint64_t kev[NR_KEV],
 static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
 {
 	add_events(s, f->c.kev, f->guest.added, f->guest.removed,
-		   f->iommu.added, f->iommu.removed);
+		   f->iommu.added, f->iommu.removed, f->guest.flushes,
+		   f->iommu.flushes);
 	s->folios_4k += f->c.folios[GMAP_4K];
 	s->folios_2m += f->c.folios[GMAP_2M];
 	s->folios_1g += f->c.folios[GMAP_1G];
@@ -143,7 +149,8 @@ static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 		s->pin_wait_ns = p->run.pin_wait_ns;
 		add_events(s, p->run.kev, p->run.guest_added,
 			   p->run.guest_removed, p->run.iommu_added,
-			   p->run.iommu_removed);
+			   p->run.iommu_removed, p->run.guest_flushes,
+			   p->run.iommu_flushes);
 	}
 	pthread_mutex_unlock(&p->lock);
 }

@@ -392,7 +392,8 @@ static void json_kernel(FILE *f, const struct cost_model *m,
 		"zaps", "tlb_flushes", "host_faults", "guest_unmap_4k",
 		"guest_unmap_2m", "guest_unmap_1g", "iommu_map_4k",
 		"iommu_map_2m", "iommu_map_1g", "iommu_unmap_4k",
-		"iommu_unmap_2m", "iommu_unmap_1g",
+		"iommu_unmap_2m", "iommu_unmap_1g", "guest_flushes",
+		"iommu_flushes",
 	};
 	struct kcost k;
 	uint64_t v;

@@ -61,6 +61,8 @@ static const char *const unit_names[NR_COST_UNITS] = {
 	[CU_S2_INVAL] = "s2_inval",
 	[CU_IOMMU_INVAL] = "iommu_inval",
 	[CU_IOMMU_MAP] = "iommu_map",
+	[CU_S2_FLUSH] = "s2_flush",
+	[CU_IOMMU_FLUSH] = "iommu_flush",
 };
 
 static const char *const raw_names[NR_COST_RAW] = {
@@ -418,18 +420,30 @@ void cost_derive(struct cost_model *m)
 				 "write to a memfd page after its zap [" REFRUN
 				 "]");
 
-		set_unit(m, CU_S2_INVAL, zap + flush,
-			 zap_here || flush_here ? COST_MODEL : COST_DEFAULT,
-			 "model: zap_pte + tlb_flush (KVM zaps the entry and "
-			 "flushes the vCPUs with an IPI; TDX and SNP pay more)");
-		set_unit(m, CU_IOMMU_INVAL, zap + flush,
-			 zap_here || flush_here ? COST_MODEL : COST_DEFAULT,
-			 "model (a guess): zap_pte + tlb_flush (clear the IOPTE, "
-			 "a synchronous IOTLB invalidation as costly as an IPI)");
-		set_unit(m, CU_IOMMU_MAP, m->ns[CU_FAULT],
-			 fault_here ? COST_MODEL : COST_DEFAULT,
-			 "model (a guess): as fault (one entry installed by a "
-			 "page-table walk, no flush)");
+		/*
+		 * Clearing an entry and flushing are apart, as in KVM
+		 * (kvm_unmap_gfn_range() clears the range, then one remote
+		 * flush) and in IOMMU drivers (unmap a range, then one
+		 * IOTLB invalidation): gmem counts entries and flushes.
+		 */
+		set_unit(m, CU_S2_INVAL, zap,
+			 zap_here ? COST_MODEL : COST_DEFAULT,
+			 "model: as zap_pte (clear one stage-2 entry)");
+		set_unit(m, CU_IOMMU_INVAL, zap,
+			 zap_here ? COST_MODEL : COST_DEFAULT,
+			 "model (a guess): as zap_pte (clear one IOPTE)");
+		set_unit(m, CU_IOMMU_MAP, zap,
+			 zap_here ? COST_MODEL : COST_DEFAULT,
+			 "model (a guess): as zap_pte (write one IOPTE; a "
+			 "map needs no invalidation)");
+		set_unit(m, CU_S2_FLUSH, flush,
+			 flush_here ? COST_MODEL : COST_DEFAULT,
+			 "model: as tlb_flush (KVM flushes the vCPUs with an "
+			 "IPI; TDX and SNP pay more)");
+		set_unit(m, CU_IOMMU_FLUSH, flush,
+			 flush_here ? COST_MODEL : COST_DEFAULT,
+			 "model (a guess): as tlb_flush (a synchronous IOTLB "
+			 "invalidation as costly as an IPI)");
 	}
 }
 

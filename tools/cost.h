@@ -27,10 +27,14 @@ enum cost_unit {
 	CU_ZAP_PTE,	/* unmapping one 4K PTE (without the flush) */
 	CU_TLB_FLUSH,	/* one TLB-flush batch with an IPI to the other CPU */
 	CU_FAULT,	/* a host page fault that installs one PTE */
-	CU_S2_INVAL,	/* one stage-2 entry invalidated */
-	CU_IOMMU_INVAL,	/* one IOMMU entry invalidated (unmap + IOTLB
+	CU_S2_INVAL,	/* one stage-2 entry cleared (without the flush) */
+	CU_IOMMU_INVAL,	/* one IOMMU entry cleared (without the IOTLB
 			 * invalidation) */
-	CU_IOMMU_MAP,	/* one IOMMU entry mapped */
+	CU_IOMMU_MAP,	/* one IOMMU entry written */
+	CU_S2_FLUSH,	/* one stage-2 TLB flush of the vCPUs (a batch of
+			 * cleared entries: gmem's guest_flushes) */
+	CU_IOMMU_FLUSH,	/* one IOTLB invalidation (a re-level's batch:
+			 * gmem's iommu_flushes) */
 	NR_COST_UNITS
 };
 

@@ -11,7 +11,8 @@
 	X(guest_map_4k) X(guest_map_2m) X(guest_map_1g)			\
 	X(guest_unmap_4k) X(guest_unmap_2m) X(guest_unmap_1g)		\
 	X(iommu_map_4k) X(iommu_map_2m) X(iommu_map_1g)			\
-	X(iommu_unmap_4k) X(iommu_unmap_2m) X(iommu_unmap_1g)
+	X(iommu_unmap_4k) X(iommu_unmap_2m) X(iommu_unmap_1g)		\
+	X(guest_flushes) X(iommu_flushes)
 
 void kcost_events_diff(struct gmem_stats *d, const struct gmem_stats *b,
 		       const struct gmem_stats *a)
@@ -36,8 +37,10 @@ void kcost_of(const struct cost_model *m, const struct gmem_stats *ev,
 	k->zero = (double)(ev->zeroed_bytes / GMEM_PAGE_SIZE) * u[CU_ZERO_4K];
 	k->inval = (double)(ev->guest_unmap_4k + ev->guest_unmap_2m +
 			    ev->guest_unmap_1g) * u[CU_S2_INVAL] +
+		   (double)ev->guest_flushes * u[CU_S2_FLUSH] +
 		   (double)(ev->iommu_unmap_4k + ev->iommu_unmap_2m +
 			    ev->iommu_unmap_1g) * u[CU_IOMMU_INVAL] +
+		   (double)ev->iommu_flushes * u[CU_IOMMU_FLUSH] +
 		   (double)(ev->iommu_map_4k + ev->iommu_map_2m +
 			    ev->iommu_map_1g) * u[CU_IOMMU_MAP];
 	k->total = k->split + k->merge + k->zap + k->zero + k->inval;

@@ -26,7 +26,8 @@ import json, sys
 units = {"split_1g": 1000003, "split_2m": 7001, "merge_2m": 5003,
          "merge_1g": 900007, "zero_4k": 101, "zap_pte": 31,
          "tlb_flush": 4001, "fault": 1301, "s2_inval": 2003,
-         "iommu_inval": 3001, "iommu_map": 503}
+         "iommu_inval": 3001, "iommu_map": 503, "s2_flush": 6007,
+         "iommu_flush": 8009}
 json.dump({"gmem_calibration": 1, "when": "2026-01-02T03:04:05Z",
            "host": "test", "raw": {},
            "units": {k: {"ns": v, "source": "measured", "how": "test"}
@@ -70,7 +71,9 @@ for w, wb in zip(a["workloads"], b["workloads"]):
                        + e["host_faults"] * u["fault"],
             "zero": (e["zeroed_bytes"] // 4096) * u["zero_4k"],
             "inval": (e["guest_unmap_4k"] + e["guest_unmap_2m"] + e["guest_unmap_1g"]) * u["s2_inval"]
+                     + e["guest_flushes"] * u["s2_flush"]
                      + (e["iommu_unmap_4k"] + e["iommu_unmap_2m"] + e["iommu_unmap_1g"]) * u["iommu_inval"]
+                     + e["iommu_flushes"] * u["iommu_flush"]
                      + (e["iommu_map_4k"] + e["iommu_map_2m"] + e["iommu_map_1g"]) * u["iommu_map"],
         }
         want["total"] = sum(want.values())
