@@ -644,7 +644,7 @@ const char compare_help[] =
 	"  vfio-snp       4 GiB on 1G pages: 7.75% shared, each shared 4K page\n"
 	"                 pinned and IOMMU-mapped by the VMM, DMA buffers\n"
 	"                 reallocated\n"
-	"  io-churn       4 GiB on 1G pages: bounce buffer, virtio pages,\n"
+	"  io-churn       2 GiB on 1G pages: bounce buffer, virtio pages,\n"
 	"                 I/O buffer churn under in-flight host I/O\n"
 	"  pkvm-io        2 GiB on 2M pages: share/pin/unpin/unshare per I/O\n"
 	"  vfio-longterm  4 GiB on 1G pages: long-term pinned DMA buffers\n"

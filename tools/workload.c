@@ -559,12 +559,13 @@ static int share_and_submit(struct wl *w, uint64_t off, uint64_t len)
 /* ------------------------------------------------------------ workloads */
 
 /*
- * tdx-boot: a private guest boots.  Its SWIOTLB bounce buffer (64 MiB) is
- * converted to shared and mapped for a device; virtio rings and per-device
- * buffers follow as scattered 4K pages; then the guest churns short-lived
- * shared I/O buffers (4-16K) while the host's I/O on them is in flight.
+ * io-churn (synthetic; it was tdx-boot before the calibrated boots): a
+ * private guest shares a 64 MiB bounce buffer, mapped for a device, and
+ * virtio rings and per-device buffers as scattered 4K pages; then it
+ * churns short-lived shared I/O buffers (4-16K) while the host's I/O on
+ * them is in flight, so that a conversion meets other buffers' pins.
  */
-static int wl_tdx_boot(struct wl *w)
+static int wl_io_churn(struct wl *w)
 {
 	uint64_t bounce = 256ULL << 20, bounce_len = 64ULL << 20;
 	uint64_t virtio = w->size / 2;	/* the drivers' pages live up there */
@@ -572,7 +573,7 @@ static int wl_tdx_boot(struct wl *w)
 	uint64_t i, live[16] = { 0 }, live_len[16] = { 0 };
 
 	if (w->size < 1ULL << 30)
-		return fail(w, -EINVAL, "tdx-boot needs at least 1 GiB");
+		return fail(w, -EINVAL, "io-churn needs at least 1 GiB");
 	if (convert(w, bounce, bounce_len, GMEM_SHARED) ||
 	    iommu(w, bounce, bounce_len))
 		return w->error;
@@ -790,20 +791,487 @@ static int wl_scale(struct wl *w)
 	return 0;
 }
 
+/* --------------------------------- workloads from published guest behaviour */
+
+/*
+ * tdx-boot, snp-boot and vfio-snp follow what confidential guests, KVM and
+ * VMMs were published to do; docs/WORKLOADS.md gives the source of every
+ * parameter here, or says that it is a guess.  Offsets are offsets into
+ * guest RAM (the file): the PCI hole below 4 GiB is not in it, and RAM
+ * above 4 GiB starts at a 1 GiB-aligned offset, so alignments are those
+ * of guest physical addresses.
+ */
+#define MIB		(1ULL << 20)
+#define GIB		(1ULL << 30)
+#define SZ_2M		(2 * MIB)
+#define MAP_GPA_CHUNK	(2 * MIB)	/* KVM's TDX_MAP_GPA_MAX_LEN */
+#define PSC_MAX_ENTRY	253		/* VMGEXIT_PSC_MAX_ENTRY */
+#define FW_WINDOW	(5 * MIB)	/* firmware's pages atop low RAM */
+#define DRIVER_PAGES	2700		/* 4K conversions of a booting guest */
+#define DRIVER_WINDOW	(256 * MIB)	/* where they land: a guess */
+#define ACCEPT_CHUNK	(4 * MIB)	/* Linux accepts MAX_PAGE_ORDER */
+#define VFIO_SHARED	775		/* per 10,000: 1.24 GiB of 16 GiB */
+#define VFIO_BUF_ORDERS	5		/* buffers of 4K..64K: a guess */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * The SWIOTLB of a guest of @mem bytes: mem_encrypt_setup_arch() asks for
+ * 6% of memory clamped to [64 MiB, 1 GiB]; swiotlb_adjust_size() rounds it
+ * to segments of 128 slabs of 2 KiB, and swiotlb_adjust_nareas() (one area
+ * per possible CPU) rounds the slab count up to a power of two.
+ */
+static uint64_t swiotlb_bytes(uint64_t mem)
+{
+	uint64_t size = mem / 100 * 6 + mem % 100 * 6 / 100, slabs, p2 = 1;
+
+	if (size < 64 * MIB)
+		size = 64 * MIB;
+	if (size > GIB)
+		size = GIB;
+	slabs = (size + 2047) / 2048;
+	slabs = (slabs + 127) / 128 * 128;
+	while (p2 < slabs)
+		p2 <<= 1;
+	return p2 * 2048;
+}
+
+/* Where a calibrated guest keeps what (all but the sizes are guesses). */
+struct layout {
+	uint64_t low;		/* end of RAM below 4 GiB */
+	uint64_t fw;		/* the firmware's pages: [fw, low) */
+	uint64_t tlb, tlb_len;	/* the SWIOTLB, just below them */
+	uint64_t drv, drv_len;	/* where drivers' DMA pages come from */
+};
+
+static int layout(struct wl *w, struct layout *l)
+{
+	/* QEMU q35: all RAM is below 4 GiB under 2.75 GiB, 2 GiB of it above */
+	l->low = w->size >= 0xb0000000ULL ? 2 * GIB : w->size;
+	l->tlb_len = swiotlb_bytes(w->size);
+	if (w->size < GIB || l->low < FW_WINDOW + l->tlb_len + DRIVER_WINDOW)
+		return fail(w, -EINVAL, "%s needs at least 1 GiB",
+			    w->def->name);
+	l->fw = l->low - FW_WINDOW;
+	l->tlb = l->fw - l->tlb_len;
+	if (w->size > l->low) {		/* the first RAM above 4 GiB */
+		l->drv = l->low;
+		l->drv_len = min_u64(DRIVER_WINDOW, w->size - l->low);
+	} else {			/* below the SWIOTLB */
+		l->drv_len = DRIVER_WINDOW;
+		l->drv = l->tlb - l->drv_len;
+	}
+	return 0;
+}
+
+/*
+ * A TDX guest's TDG.VP.VMCALL<MapGPA>: KVM hands the VMM the range in
+ * chunks of 2 MiB counted from its start, one conversion each.
+ */
+static int tdx_map_gpa(struct wl *w, uint64_t off, uint64_t len,
+		       enum gmem_attr to)
+{
+	for (uint64_t p = off; p < off + len; p += MAP_GPA_CHUNK) {
+		int ret = convert(w, p, min_u64(MAP_GPA_CHUNK, off + len - p),
+				  to);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* What the VMM does after a conversion an SNP exit asked for. */
+typedef int (*psc_then)(struct wl *w, uint64_t off, uint64_t len, void *arg);
+
+static int psc_exit(struct wl *w, uint64_t off, uint64_t len,
+		    enum gmem_attr to, psc_then then, void *arg)
+{
+	int ret = convert(w, off, len, to);
+
+	return ret ? ret : then ? then(w, off, len, arg) : 0;
+}
+
+/*
+ * An SNP guest's page state change: Linux (__set_pages_state()) sends
+ * requests of at most 253 entries, a 2 MiB entry where the address is
+ * 2 MiB-aligned with 2 MiB left, 4K entries otherwise; KVM
+ * (snp_begin_psc()) gives the VMM one exit per run of adjacent entries of
+ * one size, and the VMM converts each.
+ */
+static int snp_psc(struct wl *w, uint64_t off, uint64_t len, enum gmem_attr to,
+		   psc_then then, void *arg)
+{
+	uint64_t p = off, end = off + len;
+	int ret;
+
+	while (p < end) {		/* one GHCB request */
+		uint64_t run = p, run_len = 0;
+		bool run_2m = false;
+
+		for (unsigned int n = 0; p < end && n < PSC_MAX_ENTRY; n++) {
+			bool e2m = !(p % SZ_2M) && end - p >= SZ_2M;
+
+			if (run_len && e2m != run_2m) {
+				ret = psc_exit(w, run, run_len, to, then, arg);
+				if (ret)
+					return ret;
+				run = p;
+				run_len = 0;
+			}
+			run_2m = e2m;
+			run_len += e2m ? SZ_2M : PAGE;
+			p += e2m ? SZ_2M : PAGE;
+		}
+		ret = psc_exit(w, run, run_len, to, then, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Drivers share @n 4K pages, each drawn from [lo, lo + len) and converted
+ * on its own; @then follows each conversion, as in psc_exit().
+ */
+static int driver_pages(struct wl *w, uint64_t lo, uint64_t len, uint64_t n,
+			psc_then then)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (psc_exit(w, rnd_range(w, lo, lo + len, PAGE), PAGE,
+			     GMEM_SHARED, then, NULL))
+			return w->error ? w->error : -EPROTO;
+	return 0;
+}
+
+/*
+ * tdx-boot: a TD boots.  The firmware (which accepted low RAM) maps DMA
+ * bounce buffers at the start of a 5 MiB window and unmaps them, each a
+ * MapGPA to shared and back: round k maps ceil(1280 / k) pages, in a
+ * seeded order, so the first pages flip in every round (the hottest 1000
+ * times with the default 500 rounds) and the last ones once.  Then the
+ * kernel shares its SWIOTLB with one MapGPA, and drivers share 2,700 4K
+ * pages of otherwise private memory.
+ */
+static int wl_tdx_boot(struct wl *w)
+{
+	uint64_t rounds = w->par->ops ? w->par->ops : w->def->default_ops;
+	uint64_t nr_fw = FW_WINDOW / PAGE, *order = NULL, k;
+	struct layout l;
+	int ret = 0;
+
+	if (layout(w, &l) || guest(w, 0, l.low))
+		return w->error;
+	order = malloc(rounds * sizeof(*order));
+	if (!order)
+		return fail(w, -ENOMEM, "no memory for the firmware's rounds");
+	for (k = 0; k < rounds; k++)
+		order[k] = k + 1;
+	for (k = rounds; k > 1; k--) {
+		uint64_t j = rnd_below(w, k), t = order[k - 1];
+
+		order[k - 1] = order[j];
+		order[j] = t;
+	}
+	for (k = 0; k < rounds && !ret; k++) {
+		uint64_t len = (nr_fw + order[k] - 1) / order[k] * PAGE;
+
+		ret = tdx_map_gpa(w, l.fw, len, GMEM_SHARED);
+		if (!ret)
+			ret = tdx_map_gpa(w, l.fw, len, GMEM_PRIVATE);
+		if ((k & 63) == 0)
+			progress(w, 0.9 * (double)k / (double)rounds);
+	}
+	free(order);
+	if (!ret)
+		ret = tdx_map_gpa(w, l.tlb, l.tlb_len, GMEM_SHARED);
+	if (!ret)
+		ret = driver_pages(w, l.drv, l.drv_len, DRIVER_PAGES, NULL);
+	return w->error ? w->error : ret ? fail(w, ret, "tdx-boot: %s",
+						 errno_word(ret)) : 0;
+}
+
+/* QEMU prefaults the range of every page state change. */
+static int prefault(struct wl *w, uint64_t off, uint64_t len, void *arg)
+{
+	(void)arg;
+	return guest(w, off, len);
+}
+
+/*
+ * snp-boot: an SNP guest boots with lazy acceptance, on QEMU, which
+ * prefaults the range of every page state change.  The firmware validated
+ * low RAM; the kernel shares its SWIOTLB; RAM above 4 GiB is accepted as
+ * the guest's allocator needs it, 4 MiB at a time from the bottom up: a
+ * page state change to private (the memory is private already: no
+ * attribute changes) before the guest validates it.  The first 256 MiB
+ * accepted hold the drivers' 2,700 4K shared pages (tdx-boot's figure);
+ * then the guest accepts @ops more chunks (default: all of its memory).
+ */
+static int wl_snp_boot(struct wl *w)
+{
+	uint64_t nr_high, nr_drv, n, i;
+	struct layout l;
+	int ret;
+
+	if (layout(w, &l) || guest(w, 0, l.low))
+		return w->error;
+	ret = snp_psc(w, l.tlb, l.tlb_len, GMEM_SHARED, prefault, NULL);
+	nr_high = (w->size - l.low) / ACCEPT_CHUNK;
+	if (!ret && !nr_high)		/* no lazily accepted memory */
+		ret = driver_pages(w, l.drv, l.drv_len, DRIVER_PAGES,
+				   prefault);
+	nr_drv = l.drv_len / ACCEPT_CHUNK;
+	n = !nr_high ? 0 : nr_drv + min_u64(w->par->ops ? w->par->ops : nr_high,
+					     nr_high - nr_drv);
+	for (i = 0; i < n && !ret; i++) {
+		uint64_t off = l.low + i * ACCEPT_CHUNK;
+
+		ret = snp_psc(w, off, ACCEPT_CHUNK, GMEM_PRIVATE, prefault,
+			      NULL);
+		if (!ret && i < nr_drv)
+			ret = driver_pages(w, off, ACCEPT_CHUNK,
+					   DRIVER_PAGES * (i + 1) / nr_drv -
+					   DRIVER_PAGES * i / nr_drv, prefault);
+		if ((i & 63) == 0)
+			progress(w, (double)i / (double)n);
+	}
+	return w->error ? w->error : ret ? fail(w, ret, "snp-boot: %s",
+						 errno_word(ret)) : 0;
+}
+
+/* One 4K page the VMM mapped for the device: its VFIO pin, or none. */
+struct dmap {
+	uint64_t id, name;	/* name UINT64_MAX: not mapped */
+};
+
+/*
+ * The VMM maps [off, off + len) for the device after it turned shared, one
+ * 4K page at a time as QEMU's RamDiscardManager listener does: VFIO's
+ * type1 map pins each page long-term (what VmPin counts) and maps it in
+ * the IOMMU.  A pin refused (policy a) fails that page's map.  The pages
+ * pinned are given to the library's IOMMU map one run at a time: it keeps
+ * the entries of a given range in step with the attributes by itself, so
+ * one call per run puts in what the 4K maps would.
+ */
+static int vmm_dma_map(struct wl *w, uint64_t off, uint64_t len,
+		       struct dmap *m)
+{
+	uint64_t n = len / PAGE, run = 0;
+
+	for (uint64_t i = 0; i <= n; i++) {
+		bool pinned = i < n &&
+			      !pin_longterm(w, off + i * PAGE, PAGE, &m[i].id,
+					    &m[i].name);
+
+		if (w->error)
+			return w->error;
+		if (i < n && !pinned)
+			m[i].name = UINT64_MAX;
+		if (pinned)
+			continue;
+		if (i > run && iommu(w, off + run * PAGE, (i - run) * PAGE))
+			return w->error;
+		run = i + 1;
+	}
+	return 0;
+}
+
+/*
+ * Before a range turns private the VMM unmaps it from the device, page by
+ * page: the pins go here; the conversion then removes the IOMMU entries
+ * (the library's IOMMU map follows the attributes).
+ */
+static int vmm_dma_unmap(struct wl *w, uint64_t len, struct dmap *m)
+{
+	for (uint64_t i = 0; i < len / PAGE; i++) {
+		if (m[i].name == UINT64_MAX)
+			continue;
+		if (unpin(w, m[i].id, m[i].name))
+			return w->error;
+		m[i].name = UINT64_MAX;
+	}
+	return 0;
+}
+
+struct tlb_maps {
+	uint64_t base;
+	struct dmap *m;
+};
+
+static int tlb_mapped(struct wl *w, uint64_t off, uint64_t len, void *arg)
+{
+	struct tlb_maps *t = arg;
+
+	return vmm_dma_map(w, off, len, t->m + (off - t->base) / PAGE);
+}
+
+/* A coherent DMA buffer of the VFIO guest: 2^k pages, naturally aligned. */
+struct vbuf {
+	uint64_t off, pages;
+	struct dmap map[1U << (VFIO_BUF_ORDERS - 1)];
+};
+
+struct vfio_guest {
+	uint64_t win, win_pages;	/* where the buffers live */
+	uint8_t *used;			/* per page of the window */
+	struct vbuf *buf;
+	size_t nr, cap;
+	uint64_t bytes;			/* in live buffers */
+};
+
+/* The guest allocates a buffer and shares it; the VMM maps it. */
+static int vbuf_new(struct wl *w, struct vfio_guest *g)
+{
+	uint64_t pages = 1ULL << rnd_below(w, VFIO_BUF_ORDERS), slot, i;
+	struct vbuf *b;
+
+	for (unsigned int tries = 0;; tries++) {
+		if (tries == 10000)
+			return fail(w, -ENOSPC, "no room for a DMA buffer");
+		slot = rnd_below(w, g->win_pages / pages) * pages;
+		for (i = 0; i < pages && !g->used[slot + i]; i++)
+			;
+		if (i == pages)
+			break;
+	}
+	if (g->nr == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 1024;
+		struct vbuf *nb = realloc(g->buf, cap * sizeof(*nb));
+
+		if (!nb)
+			return fail(w, -ENOMEM, "no memory for DMA buffers");
+		g->buf = nb;
+		g->cap = cap;
+	}
+	memset(g->used + slot, 1, pages);
+	b = &g->buf[g->nr++];
+	b->off = g->win + slot * PAGE;
+	b->pages = pages;
+	g->bytes += pages * PAGE;
+	if (snp_psc(w, b->off, pages * PAGE, GMEM_SHARED, NULL, NULL))
+		return w->error ? w->error : -EPROTO;
+	return vmm_dma_map(w, b->off, pages * PAGE, b->map);
+}
+
+/*
+ * The guest frees buffer @i: the VMM unmaps it, the guest takes it back
+ * private.  EBUSY (another page's pin holds the folio): the guest keeps
+ * the buffer shared and the VMM maps it again.  Return: 0 freed, 1 kept.
+ */
+static int vbuf_free(struct wl *w, struct vfio_guest *g, size_t i)
+{
+	struct vbuf *b = &g->buf[i];
+	int ret;
+
+	if (vmm_dma_unmap(w, b->pages * PAGE, b->map))
+		return w->error;
+	ret = snp_psc(w, b->off, b->pages * PAGE, GMEM_PRIVATE, NULL, NULL);
+	if (ret == -EBUSY && !w->error)
+		return vmm_dma_map(w, b->off, b->pages * PAGE, b->map) ?
+		       w->error : 1;
+	if (ret)
+		return w->error ? w->error : ret;
+	memset(g->used + (b->off - g->win) / PAGE, 0, b->pages);
+	g->bytes -= b->pages * PAGE;
+	*b = g->buf[--g->nr];
+	return 0;
+}
+
+/*
+ * vfio-snp: an SNP guest with a passthrough device, its VMM mapping only
+ * shared memory for the device: 7.75% of guest memory shared (1.24 GiB of
+ * 16 GiB), the SWIOTLB and, for the rest, drivers' coherent DMA buffers
+ * in a window four times their size above low RAM.  Every shared page is
+ * pinned and IOMMU-mapped at 4K after its conversion and unmapped before
+ * it turns private.  Then the guest reallocates @ops buffers (free one,
+ * allocate another), and at last shuts the device down: the VMM unmaps
+ * every page.
+ */
+static int wl_vfio_snp(struct wl *w)
+{
+	uint64_t n = w->par->ops ? w->par->ops : w->def->default_ops;
+	uint64_t shared = w->size / 10000 * VFIO_SHARED / PAGE * PAGE, other;
+	struct vfio_guest g = { 0 };
+	struct tlb_maps t = { 0 };
+	struct layout l;
+	uint64_t i;
+
+	if (layout(w, &l))
+		return w->error;
+	other = shared > l.tlb_len ? shared - l.tlb_len : 0;
+	g.win_pages = (4 * other + SZ_2M - 1) / SZ_2M * (SZ_2M / PAGE);
+	if (!g.win_pages)
+		g.win_pages = SZ_2M / PAGE;
+	if (w->size > l.low ? g.win_pages * PAGE > w->size - l.low :
+			      g.win_pages * PAGE > l.tlb)
+		return fail(w, -EINVAL, "vfio-snp: no room for DMA buffers");
+	g.win = w->size > l.low ? l.low : l.tlb - g.win_pages * PAGE;
+	t.base = l.tlb;
+	t.m = malloc(l.tlb_len / PAGE * sizeof(*t.m));
+	g.used = calloc(g.win_pages, 1);
+	if (!t.m || !g.used) {
+		fail(w, -ENOMEM, "no memory for the VMM's maps");
+		goto out;
+	}
+	if (guest(w, 0, l.low) ||
+	    snp_psc(w, l.tlb, l.tlb_len, GMEM_SHARED, tlb_mapped, &t))
+		goto out;
+	progress(w, 0.3);
+	while (g.bytes < other)
+		if (vbuf_new(w, &g))
+			goto out;
+	for (i = 0; i < n && g.nr; i++) {
+		int ret = vbuf_free(w, &g, (size_t)rnd_below(w, g.nr));
+
+		if (ret < 0 || (ret == 0 && vbuf_new(w, &g)))
+			goto out;
+		if ((i & 63) == 0)
+			progress(w, 0.4 + 0.6 * (double)i / (double)n);
+	}
+	/* the guest shuts the device down: the VMM unmaps all of it */
+	if (vmm_dma_unmap(w, l.tlb_len, t.m))
+		goto out;
+	for (i = 0; i < g.nr; i++)
+		if (vmm_dma_unmap(w, g.buf[i].pages * PAGE, g.buf[i].map))
+			goto out;
+out:
+	free(g.buf);
+	free(g.used);
+	free(t.m);
+	return w->error;
+}
+
 const struct workload workloads[] = {
-	{ "tdx-boot", "private guest on 1G pages (16 GiB by default): bounce buffer, "
-	  "virtio pages, I/O buffer churn under in-flight host I/O",
-	  GMEM_1G, 16ULL << 30, GMEM_BACKING_AUTO, 4000, 0, wl_tdx_boot },
-	{ "pkvm-io", "2M pages (2 GiB by default): share, pin, I/O, unpin, unshare "
-	  "around every I/O, 4 in flight", GMEM_2M, 2ULL << 30,
+	{ "tdx-boot", "TDX-like boot from published figures, 1G pages (4 GiB by "
+	  "default): firmware bounce pages flipped up to 1000 times, SWIOTLB "
+	  "shared in 2 MiB MapGPA chunks, 2,700 4K driver pages",
+	  GMEM_1G, 4ULL << 30, GMEM_BACKING_AUTO, 500, 0, wl_tdx_boot },
+	{ "snp-boot", "SNP-like boot, 1G pages (4 GiB by default): SWIOTLB shared "
+	  "by page state changes, RAM above 4 GiB accepted lazily in 4 MiB "
+	  "chunks, each prefaulted", GMEM_1G, 4ULL << 30, GMEM_BACKING_AUTO,
+	  0, 0, wl_snp_boot },
+	{ "vfio-snp", "SNP guest with a VFIO device, 1G pages (4 GiB by default): "
+	  "7.75% shared, each shared 4K page pinned and IOMMU-mapped by the VMM, "
+	  "2000 DMA buffers reallocated", GMEM_1G, 4ULL << 30,
+	  GMEM_BACKING_AUTO, 2000, 0, wl_vfio_snp },
+	{ "io-churn", "synthetic: private guest on 1G pages (2 GiB by default): "
+	  "bounce buffer, virtio pages, I/O buffer churn under in-flight host I/O",
+	  GMEM_1G, 2ULL << 30, GMEM_BACKING_AUTO, 4000, 0, wl_io_churn },
+	{ "pkvm-io", "synthetic: 2M pages (2 GiB by default): share, pin, I/O, "
+	  "unpin, unshare around every I/O, 4 in flight", GMEM_2M, 2ULL << 30,
 	  GMEM_BACKING_AUTO, 20000, 0, wl_pkvm_io },
-	{ "vfio-longterm", "1G pages (4 GiB by default): 16 MiB of DMA buffers "
-	  "long-term pinned while nearby pages convert", GMEM_1G,
+	{ "vfio-longterm", "synthetic: 1G pages (4 GiB by default): 16 MiB of DMA "
+	  "buffers long-term pinned while nearby pages convert", GMEM_1G,
 	  4ULL << 30, GMEM_BACKING_AUTO, 5000, 0, wl_vfio_longterm },
-	{ "balloon", "2M pages (4 GiB by default): punch whole and partial huge pages "
-	  "with I/O in flight, then touch memory again", GMEM_2M,
+	{ "balloon", "synthetic: 2M pages (4 GiB by default): punch whole and "
+	  "partial huge pages with I/O in flight, then touch memory again", GMEM_2M,
 	  4ULL << 30, GMEM_BACKING_AUTO, 4, 0, wl_balloon },
-	{ "scale", "1G pages, metadata only (1 TiB by default; 16 GiB for 4k and b-eager): 10^6 4K conversions",
+	{ "scale", "synthetic: 1G pages, metadata only (1 TiB by default; 16 GiB "
+	  "for 4k and b-eager): 10^6 4K conversions",
 	  GMEM_1G, 1ULL << 40, GMEM_BACKING_NONE, 1000000, 16ULL << 30,
 	  wl_scale },
 };

@@ -14,10 +14,12 @@ runs=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gmem-emit.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
-for w in tdx-boot pkvm-io vfio-longterm balloon scale; do
+for w in tdx-boot snp-boot vfio-snp io-churn pkvm-io vfio-longterm balloon \
+	scale; do
 	case $w in
 	pkvm-io | balloon) size=64M ;;
-	tdx-boot) size=2G ;;
+	io-churn) size=2G ;;
+	snp-boot) size=3G ;;	# RAM above 4 GiB, accepted lazily
 	*) size=1G ;;
 	esac
 	for p in 4k a b-eager b-lazy; do
