@@ -34,8 +34,9 @@ json.dump({"gmem_calibration": 1, "when": "2026-01-02T03:04:05Z",
                      for k, v in units.items()}}, open(sys.argv[1], "w"))
 PY
 
-args=(compare --json --quiet --seed 5 --ops 300 --guest-size 2G
-      --workload pkvm-io,vfio-longterm,balloon)
+# --ops is each workload's own unit (I/Os, flip rounds, ...): kept small
+args=(compare --json --quiet --seed 5 --ops 200 --guest-size 2G
+      --workload pkvm-io,vfio-longterm,tdx-boot)
 if ! "$gmem" "${args[@]}" --calibration "$dir/cal.json" >"$dir/a.json"; then
 	echo "FAIL: gmem compare with a calibration"
 	exit 1
