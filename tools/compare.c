@@ -310,7 +310,8 @@ static void print_table(const struct run *runs, unsigned int n, FILE *f)
 		   "after a prefault of all of it; meta: gmem's descriptors; "
 		   "vmem: the kernel's\nvmemmap (64 B per 4K page, 4 KiB per "
 		   "huge page under HVO); convs: successful conversions; "
-		   "p50/p99/max over every\nconvert call; wait: time "
+		   "p50/p99/max: gmem's own time\n(measured) of every "
+		   "convert call, not the kernel's (see the next table); wait: time "
 		   "conversions waited for in-flight I/O to drop its pins; "
 		   "ret: huge pages returned to the pool.\n");
 }

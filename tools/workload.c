@@ -39,7 +39,13 @@
 #define EMIT_STAT_KEYS	"shatters collapses conversions eagain ebusy " \
 			"folios_1g folios_2m folios_4k guest_1g guest_2m " \
 			"guest_4k iommu_1g iommu_2m iommu_4k meta_bytes " \
-			"vmemmap_bytes pool_free pool_resv pins zaps"
+			"vmemmap_bytes pool_free pool_resv pins zaps " \
+			"split_1g split_2m merge_1g merge_2m zeroed_bytes " \
+			"tlb_flushes host_faults guest_unmap_1g " \
+			"guest_unmap_2m guest_unmap_4k guest_flushes " \
+			"iommu_map_1g iommu_map_2m iommu_map_4k " \
+			"iommu_unmap_1g iommu_unmap_2m iommu_unmap_4k " \
+			"iommu_flushes"
 
 struct io {
 	uint64_t id;		/* the library's pin id */
