@@ -196,8 +196,7 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 {
 	uint64_t pg = a;
 
-	if (f->pool->backing == GMEM_BACKING_NONE)
-		return;
+	/* backing none: nothing to clear, but the kernel would (counted) */
 	while (pg < b) {
 		struct gfolio *fo = folio_lookup(f, pg);
 		uint64_t x, end;
@@ -222,12 +221,14 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 			}
 			end = x;
 		}
-		uint8_t *d = fo->data + ((pg - fo->index) << PAGE_SHIFT);
+		if (fo->data) {
+			uint8_t *d = fo->data + ((pg - fo->index) << PAGE_SHIFT);
 
-		if (fo->huge)
-			pool_zero(f->pool, d, (end - pg) << PAGE_SHIFT);
-		else
-			memset(d, 0, (end - pg) << PAGE_SHIFT);
+			if (fo->huge)
+				pool_zero(f->pool, d, (end - pg) << PAGE_SHIFT);
+			else
+				memset(d, 0, (end - pg) << PAGE_SHIFT);
+		}
 		count_kev(f, KEV_ZEROED, (int64_t)((end - pg) << PAGE_SHIFT));
 		pg = end;
 	}
@@ -343,7 +344,9 @@ int gmem_file_close(struct gmem_file *file)
 		return ret;
 	p = f->pool;
 	pthread_mutex_lock(&f->lock);
+	flush_batch_begin(f);
 	file_free_folios(f);
+	flush_batch_end(f);
 	vma_destroy_all(f);
 	pthread_mutex_lock(&p->lock);
 	p->resv -= f->resv;
@@ -443,8 +446,11 @@ static int drain(struct gfile *f, uint64_t pg0, uint64_t pg1, int timeout_ms,
 	int ret = 0;
 
 	assert_invalidate_exclusive(f);
+	/* one unmap_mapping_range() over the drain set: one flush per mm */
+	flush_batch_begin(f);
 	for (pg = pg0; (fo = drain_next(f, &pg, pg1));)
 		zap_range(f, fo->index, fo->index + folio_nr_pages(fo));
+	flush_batch_end(f);
 	for (pg = pg0; (fo = drain_next(f, &pg, pg1));) {
 		if (fo->longterm) {
 			*at = MAX(fo->index, pg0);
@@ -635,7 +641,9 @@ int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
 	if (ret)
 		goto unlock;
 	/* Guest entries over the hole go (kvm_gmem_invalidate_begin()); host
-	 * entries on parts of a huge page stay: the memory stays. */
+	 * entries on parts of a huge page stay: the memory stays.  One
+	 * flush of each kind for the whole punch. */
+	flush_batch_begin(f);
 	gmap_remove(&f->guest, off, off + len);
 	if (f->policy == GMEM_POLICY_4K) {
 		for (uint64_t pg = pg0; pg < pg1;) {
@@ -647,6 +655,7 @@ int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
 		}
 		/* The poisoned memory left the file with its folios. */
 		rs_remove(&f->poison, pg0, pg1);
+		flush_batch_end(f);
 		goto unlock;
 	}
 	unsigned int order = f->pool->order;
@@ -664,6 +673,7 @@ int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
 	}
 	if (ws < we)
 		rs_remove(&f->poison, ws, we);
+	flush_batch_end(f);
 unlock:
 	pthread_mutex_unlock(&f->lock);
 out:

@@ -143,9 +143,14 @@ static int block_split(struct gfile *f, struct ghuge *h, struct gblock *b,
 	}
 	atomic_store_explicit(&b->folio.refcount, 0, memory_order_relaxed);
 	b->split = true;
-	count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, 1);
-	if (h->alloc_open)
-		h->alloc_split[order == PUD_ORDER]++;
+	/* b-eager splits 1G straight to 4K: its 2M pieces are never folios
+	 * (one split_1g stands for the whole, as the kernel's would) */
+	if (!(h->alloc_open && f->policy == GMEM_POLICY_B_EAGER &&
+	      order == PMD_ORDER && file_order(f) == PUD_ORDER)) {
+		count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, 1);
+		if (h->alloc_open)
+			h->alloc_split[order == PUD_ORDER]++;
+	}
 	return 0;
 }
 
@@ -608,6 +613,27 @@ static void detach_one(struct ghuge *h, struct gfolio *fo)
 		h->live++;
 }
 
+/*
+ * A split huge page goes back to the pool whole: the kernel rebuilds the
+ * huge folio and re-optimises its vmemmap (hugetlb frees only whole
+ * pages), a merge of each split level.
+ */
+static void count_return_merges(struct gfile *f, struct ghuge *h)
+{
+	if (!h->blk.split)
+		return;
+	if (file_order(f) == PMD_ORDER) {
+		count_kev(f, KEV_MERGE_2M, 1);
+		return;
+	}
+	count_kev(f, KEV_MERGE_1G, 1);
+	if (f->policy == GMEM_POLICY_B_EAGER)
+		return;		/* its 2M pieces were never folios */
+	for (unsigned int i = 0; i < PTRS; i++)
+		if (h->blk.child[i].split)
+			count_kev(f, KEV_MERGE_2M, 1);
+}
+
 /**
  * file_release_huge() - a whole huge page leaves the file (punch, close).
  * Zaps host, guest and IOMMU entries; returns the page to the pool, or
@@ -637,6 +663,7 @@ void file_release_huge(struct gfile *f, uint64_t slot)
 	for (int l = 0; l < 3; l++)
 		count_folios(f, l, -cnt[l]);
 	count_meta(f, NULL, -(int64_t)h->meta);
+	count_return_merges(f, h);
 
 	h->live = 0;
 	if (!h->blk.split) {

@@ -270,6 +270,7 @@ struct gvma {
 	struct gvma *mm_next;		/* mm->lock */
 	struct gvma *file_next;		/* file->lock */
 	struct gpt pt;			/* file->lock */
+	bool batch_zapped;		/* lost entries in a flush batch */
 	struct gview *view;		/* file->lock: gmem_mm_view(), or NULL */
 };
 
@@ -385,6 +386,10 @@ struct gfile {
 	struct gpin *pin_cache;		/* spare one-segment pin records */
 	unsigned int nr_pin_cache;
 	struct gfile_counters c;
+	/* flush_batch_begin/end(): one flush per mm, one stage-2 and one
+	 * IOTLB flush for the batch, however many zaps it makes */
+	unsigned int flush_batch;
+	uint64_t batch_gflush, batch_grem, batch_iflush, batch_irem;
 
 	struct gfile *next;		/* pool->files_lock */
 };
@@ -443,6 +448,8 @@ int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1);
 bool pt_present(struct gvma *v, uint64_t pg);
 void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo);
 uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void flush_batch_begin(struct gfile *f);
+void flush_batch_end(struct gfile *f);
 void vma_destroy_all(struct gfile *f);
 bool mm_ok(struct gfile *f, char *why, size_t len);
 int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,

@@ -158,8 +158,10 @@ uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1)
 		uint64_t k = vma_zap(f, v, pg0, pg1);
 
 		/* one TLB flush (an IPI per other CPU that ran the mm) per mm
-		 * that lost entries */
-		if (k)
+		 * that lost entries, or per mm in the whole batch */
+		if (k && f->flush_batch)
+			v->batch_zapped = true;
+		else if (k)
 			count_kev(f, KEV_TLB_FLUSHES, 1);
 		n += k;
 	}
@@ -168,6 +170,43 @@ uint64_t zap_range(struct gfile *f, uint64_t pg0, uint64_t pg1)
 		pool_count(f->pool, &f->pool->run.zaps, &f->c.zaps, n);
 	}
 	return n;
+}
+
+static uint64_t removed_sum(const struct gmap *m)
+{
+	return m->removed[GMAP_4K] + m->removed[GMAP_2M] + m->removed[GMAP_1G];
+}
+
+/**
+ * flush_batch_begin() / flush_batch_end() - the zaps and map removals in
+ * between need one flush each: a TLB flush per mm that lost entries, one
+ * stage-2 flush and one IOTLB invalidation if any entry went (as the
+ * kernel unmaps a whole range, then flushes once).  Only the counts are
+ * batched; the zaps happen at once.  Context: file lock; may nest.
+ */
+void flush_batch_begin(struct gfile *f)
+{
+	if (f->flush_batch++)
+		return;
+	f->batch_gflush = f->guest.flushes;
+	f->batch_grem = removed_sum(&f->guest);
+	f->batch_iflush = f->iommu.flushes;
+	f->batch_irem = removed_sum(&f->iommu);
+}
+
+void flush_batch_end(struct gfile *f)
+{
+	if (--f->flush_batch)
+		return;
+	for (struct gvma *v = f->vmas; v; v = v->file_next) {
+		if (v->batch_zapped)
+			count_kev(f, KEV_TLB_FLUSHES, 1);
+		v->batch_zapped = false;
+	}
+	f->guest.flushes = f->batch_gflush +
+			   (removed_sum(&f->guest) != f->batch_grem);
+	f->iommu.flushes = f->batch_iflush +
+			   (removed_sum(&f->iommu) != f->batch_irem);
 }
 
 static void pt_free(struct gpt *pt)
