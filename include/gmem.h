@@ -385,7 +385,7 @@ struct gmem_stats {
 	uint64_t guest_1g, guest_2m, guest_4k;
 	uint64_t iommu_1g, iommu_2m, iommu_4k;
 	uint64_t host_ptes, pins, conversions, eagain, ebusy, zaps;
-	/* beyond TRACE.md's list, printed only when named */
+	/* beyond the listed keys (gmem-trace(5)), printed only when named */
 	uint64_t eopnotsupp;	/* long-term pins refused (policy a) */
 	uint64_t pool_returned;	/* huge pages given back to the pool */
 	uint64_t pin_wait_ns;	/* time conversions waited for pins */
@@ -432,7 +432,7 @@ GMEM_API int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 
 /**
  * gmem_stat_keys - the keys of struct gmem_stats by name, NULL-terminated,
- * sorted; gmem_stat_nr_listed are the ones printed by default (TRACE.md).
+ * sorted; gmem_stat_nr_listed are the ones printed by default (gmem-trace(5)).
  */
 GMEM_API extern const char *const gmem_stat_keys[];
 GMEM_API extern const unsigned int gmem_stat_nr_listed;

@@ -7,7 +7,7 @@
  * its peak RSS (wait4()'s ru_maxrss) and its wall time are its own and a
  * crash of one run cannot take the others down.  The child sends its
  * struct wl_result back through a pipe.  Output: a table on stdout, or
- * COMPARE.md's JSON with --json; --plot DIR has gnuplot draw PNG plots.
+ * the JSON of docs/JSON.md with --json; --plot DIR has gnuplot draw PNG plots.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -669,7 +669,7 @@ const char compare_help[] =
 	"                     balloon rounds)\n"
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
-	"  --json             COMPARE.md's JSON on stdout instead of the table\n"
+	"  --json             the JSON of docs/JSON.md on stdout, not the table\n"
 	"  --plot DIR         also write coverage.png, metadata.png and\n"
 	"                     latency.png into DIR (needs gnuplot)\n"
 	"  --calibration F    the kernel unit costs measured by `gmem\n"

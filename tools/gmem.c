@@ -41,7 +41,7 @@ static const struct subcmd subcmds[] = {
 	  calibrate_help, calibrate_main },
 	{ "compare", "[OPTIONS]", "the policies side by side on built-in workloads",
 	  compare_help, compare_main },
-	{ "replay", "FILE|-", "run a trace (see TRACE.md); - reads stdin",
+	{ "replay", "FILE|-", "run a trace (see gmem-trace(5)); - reads stdin",
 	  "Runs a trace, one command a line, and prints \"LINENO: RESULT\" for\n"
 	  "each command on stdout.  FILE - reads the trace from stdin.\n"
 	  "\n"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * trace.c - the trace replay engine (shared/TRACE.md).
+ * trace.c - the trace replay engine (gmem-trace(5)).
  *
  * Each line is lexed into words and checked against the line alone: an
  * unknown command, option or flag, a missing or extra word, a malformed
@@ -8,12 +8,12 @@
  * in the line is a syntax error (exit 2).  Only then does the command meet
  * the replay's state (the pool and three name tables: files, mms, pins),
  * and from there on everything is a result line, never a failure of the
- * replay.  The order of checks is TRACE.md's: names referenced (ENOENT),
+ * replay.  The order of checks is the trace language's: names referenced (ENOENT),
  * the name defined (EEXIST), then the library's own checks (offsets and
  * lengths, then its rules).
  *
  * Output is a contract read word for word by other people's tests: change
- * a result's spelling only together with TRACE.md.
+ * a result's spelling only together with the trace language.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * trace.h - replay of the gmem trace language (shared/TRACE.md).
+ * trace.h - replay of the gmem trace language (gmem-trace(5)).
  *
  * The engine is apart from the command-line tool so that tests and other
  * tools can run traces too.  It sits on the public API (gmem.h) only.
@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-/* Exit codes of trace_replay(); TRACE.md fixes 0, 1 and 2. */
+/* Exit codes of trace_replay(); the language fixes 0, 1 and 2. */
 enum trace_status {
 	TRACE_OK = 0,		/* ran to its end, every expect held */
 	TRACE_EXPECT_FAILED = 1,	/* an expect failed; replay stopped */

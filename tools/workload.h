@@ -8,7 +8,7 @@
  * from the seed alone, never from the policy, so every policy runs the same
  * guest; what differs is what the library answers (a failed conversion is
  * retried after the I/O that blocked it has completed).  The same run can
- * write itself down as a self-checking trace (TRACE.md), whose replay
+ * write itself down as a self-checking trace (gmem-trace(5)), whose replay
  * reproduces every statistic but the times.
  */
 #ifndef GMEM_WORKLOAD_H
@@ -36,7 +36,7 @@ struct wl_params {
 	void *progress_arg;
 };
 
-/* Everything COMPARE.md reports for one policy on one workload. */
+/* Everything docs/JSON.md reports for one policy on one workload. */
 struct wl_result {
 	uint64_t guest_bytes, huge_page_bytes;
 	uint64_t guest_at[3];	/* 1g, 2m, 4k bytes mapped at the end */
