@@ -67,7 +67,12 @@ enum gmem_policy {
 	GMEM_POLICY_A,		/* huge folios stay intact; no long-term pins */
 	GMEM_POLICY_B_EAGER,	/* split to 4K at allocation */
 	GMEM_POLICY_B_LAZY,	/* split only as needed, merge back */
+	GMEM_POLICY_B_ADAPTIVE,	/* b-lazy, but a long-term pin splits first
+				 * and merges wait (gmem_file_set_merge_delay) */
 };
+
+/* The merge delay a b-adaptive file starts with, in conversions. */
+#define GMEM_MERGE_DELAY_DEFAULT 64
 
 enum gmem_attr {
 	GMEM_PRIVATE = 0,
@@ -159,6 +164,36 @@ GMEM_API int gmem_file_close(struct gmem_file *file);
 
 GMEM_API uint64_t gmem_file_size(const struct gmem_file *file);
 GMEM_API enum gmem_policy gmem_file_policy(const struct gmem_file *file);
+
+/**
+ * gmem_file_set_merge_delay() - how long a b-adaptive file's blocks wait
+ * before they merge.
+ * @file: a GMEM_POLICY_B_ADAPTIVE file.
+ * @conversions: the period D, in conversions of the file: every call of
+ *               gmem_convert() on it that finds pages to change (and
+ *               succeeds, or fails with -EAGAIN or -EBUSY) is one.  Every D
+ *               of them the file merges the blocks that may merge and that
+ *               no conversion and no unpin touched during the last period,
+ *               so a block merges between D and 2D conversions after its
+ *               last touch.  0 merges at once, as GMEM_POLICY_B_LAZY does.
+ *               A file starts with GMEM_MERGE_DELAY_DEFAULT.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
+ * Return: 0; -EINVAL (NULL, or not a b-adaptive file); -EBADF.
+ */
+GMEM_API int gmem_file_set_merge_delay(struct gmem_file *file,
+				       unsigned int conversions);
+
+/**
+ * gmem_file_compact() - merge now every split block of @file that may
+ * merge: uniform, no poisoned page, no host entry and no pin (4K -> 2M,
+ * then 2M -> 1G), whether or not its merge delay has passed.  A file
+ * whose policy never merges (4k, a, b-eager) has nothing to do.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
+ * Return: 0; -EINVAL (NULL); -EBADF.
+ */
+GMEM_API int gmem_file_compact(struct gmem_file *file);
 
 /* ------------------------------------------------------------ host mm */
 
@@ -266,7 +301,15 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * holes) and takes a pin on its folio: GUP_PIN_COUNTING_BIAS on a 4K folio,
  * one reference and one pincount on a huge one.
  *
- * Context: takes the invalidate lock shared; may sleep.
+ * Under GMEM_POLICY_B_ADAPTIVE a long-term pin first splits every intact
+ * huge folio that the range covers only in part (1G -> 2M, then 2M -> 4K,
+ * as far as needed), zapping the folio's host entries as a split must; if
+ * another pin holds such a folio it cannot be split and the call fails
+ * with -EAGAIN (the zapped entries stay zapped, as after a failing
+ * conversion; they refault).
+ *
+ * Context: takes the invalidate lock shared (exclusively for a long-term
+ * pin under GMEM_POLICY_B_ADAPTIVE); may sleep.
  * A pin is a host access: @off and @len must be 4 KiB aligned and @len
  * non-zero, but pages past the end of the file are -EFAULT, as
  * pin_user_pages() answers for an address the mapping cannot back.
@@ -275,7 +318,9 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * two pools); -EFAULT (@mm does not map @file, a page is private, or the
  * range runs past the end); -EHWPOISON (a page is poisoned); -EOPNOTSUPP
  * (long-term under GMEM_POLICY_A); -EBUSY (an exclusive pin exists on a
- * page, or @flags has GMEM_PIN_EXCLUSIVE and another pin exists); -ENOMEM
+ * page, or @flags has GMEM_PIN_EXCLUSIVE and another pin exists); -EAGAIN
+ * (GMEM_POLICY_B_ADAPTIVE, long-term: a folio to split holds another pin);
+ * -ENOMEM
  * (no memory, or a folio's refcount or pincount would pass INT_MAX - 1024,
  * as the kernel's GUP refuses a reference that could overflow: an order-0
  * folio takes about 2^21 pins); -EBADF.  The first page of the range that

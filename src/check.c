@@ -75,6 +75,18 @@ static void pin_visit(void *arg, struct gpin *pin)
 					 (unsigned long long)pin->id,
 					 (unsigned long long)(x << PAGE_SHIFT));
 			}
+			/* b-adaptive splits before a long-term pin: such a
+			 * pin never holds part of an intact huge folio */
+			if (w->ok && w->f->policy == GMEM_POLICY_B_ADAPTIVE &&
+			    (pin->flags & GMEM_PIN_LONGTERM) && s->folio->order &&
+			    s->nr != folio_nr_pages(s->folio)) {
+				w->ok = false;
+				snprintf(w->why, w->len,
+					 "long-term pin %llu holds %u of %llu pages of the intact folio at 0x%llx",
+					 (unsigned long long)pin->id, s->nr,
+					 (unsigned long long)folio_nr_pages(s->folio),
+					 (unsigned long long)(s->folio->index << PAGE_SHIFT));
+			}
 		}
 		pg += s->nr;
 	}
@@ -164,6 +176,8 @@ static bool file_ok(struct gfile *f, char *why, size_t len)
 {
 	return rs_ok(&f->shared, why, len) && rs_ok(&f->poison, why, len) &&
 	       rs_ok(&f->iommu_ranges, why, len) &&
+	       rs_ok(&f->merge_todo, why, len) &&
+	       rs_ok(&f->merge_old, why, len) &&
 	       folio_structure_ok(f, why, len) && mm_ok(f, why, len) &&
 	       gmaps_ok(f, why, len) && refcounts_ok(f, why, len);
 }

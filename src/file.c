@@ -247,7 +247,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	int ret = -ENOMEM;
 
 	if (!pool || !out || !size || size % p->page_size ||
-	    (unsigned int)policy > GMEM_POLICY_B_LAZY ||
+	    (unsigned int)policy > GMEM_POLICY_B_ADAPTIVE ||
 	    (flags & ~GMEM_FILE_INIT_SHARED))
 		return -EINVAL;
 	/* Larger than the whole pool: no descriptors for it (checked again
@@ -273,6 +273,9 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	rs_init(&f->poison);
 	rs_init(&f->iommu_ranges);
 	rs_init(&f->merge_todo);
+	rs_init(&f->merge_old);
+	if (policy == GMEM_POLICY_B_ADAPTIVE)
+		f->merge_delay = GMEM_MERGE_DELAY_DEFAULT;
 	if (gmap_init(&f->guest, size) || gmap_init(&f->iommu, size))
 		goto err;
 	if ((flags & GMEM_FILE_INIT_SHARED) &&
@@ -331,6 +334,45 @@ enum gmem_policy gmem_file_policy(const struct gmem_file *file)
 	return ((const struct gfile *)file)->policy;
 }
 
+int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
+{
+	struct gfile *f = to_file(file);
+	int ret;
+
+	if (!file || f->policy != GMEM_POLICY_B_ADAPTIVE)
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	f->merge_delay = conversions;
+	f->merge_clock = 0;
+	/* no delay any more: what waited merges now, as under b-lazy */
+	if (!conversions)
+		file_run_merges(f);
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+	return 0;
+}
+
+int gmem_file_compact(struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+	int ret;
+
+	if (!file)
+		return -EINVAL;
+	ret = file_enter(f);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	f->merge_compact = true;
+	file_run_merges(f);
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+	return 0;
+}
+
 int gmem_file_close(struct gmem_file *file)
 {
 	struct gfile *f = to_file(file);
@@ -369,6 +411,8 @@ int gmem_file_close(struct gmem_file *file)
 	rs_destroy(&f->iommu_ranges);
 	rs_destroy(&f->merge_todo);
 	rs_init(&f->merge_todo);
+	rs_destroy(&f->merge_old);
+	rs_init(&f->merge_old);
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	pinmap_destroy(&f->pinmap);
@@ -606,6 +650,7 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 	pool_count(p, &p->run.conversions, &f->c.conversions, 1);
 merge:
 	file_note_merge(f, pg0, pg1);
+	file_merge_tick(f);
 	file_run_merges(f);
 	goto unlock;
 done:

@@ -332,7 +332,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	h->alloc_open = true;
 	if (f->policy == GMEM_POLICY_B_EAGER)
 		ret = huge_shatter_eager(f, h);
-	else if (f->policy == GMEM_POLICY_B_LAZY)
+	else if (policy_lazy(f))
 		ret = huge_shape_lazy(f, h);
 	h->alloc_open = false;
 	if (ret) {
@@ -739,12 +739,6 @@ void file_free_folios(struct gfile *f)
 
 /* ----------------------------------------------- split for conversion */
 
-struct split_undo {
-	struct ghuge *h;
-	struct gblock *b;
-	unsigned int order;
-};
-
 /* Whether converting [a, b) to @to changes any page there. */
 static bool range_changes(struct gfile *f, uint64_t a, uint64_t b,
 			  enum gmem_attr to)
@@ -772,7 +766,7 @@ int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
 	uint64_t ends[2] = { pg0, pg1 - 1 };
 	int ret = 0;
 
-	if (f->policy != GMEM_POLICY_B_LAZY)
+	if (!policy_lazy(f))
 		return 0;
 	for (int e = 0; e < 2; e++) {
 		uint64_t slot = ends[e] >> order;
@@ -820,6 +814,118 @@ undo:
 		block_unsplit(f, undo[nr_undo].h, undo[nr_undo].b,
 			      undo[nr_undo].order, false);
 	return ret;
+}
+
+/*
+ * Split @b for a long-term pin, as the kernel's split would: the folio may
+ * hold its host entries (zapped first: a split unmaps) but no other
+ * reference; a pin on it gives -EAGAIN, checked before anything changes.
+ */
+static int block_split_for_pin(struct gfile *f, struct ghuge *h,
+			       struct gblock *b, unsigned int order,
+			       uint64_t index, uint8_t *data)
+{
+	struct gfolio *fo = &b->folio;
+
+	if (folio_ref_count(fo) - folio_mapcount(fo) != 1)
+		return -EAGAIN;
+	if (folio_mapcount(fo))
+		zap_range(f, fo->index, fo->index + folio_nr_pages(fo));
+	if (folio_ref_count(fo) != 1 || folio_mapcount(fo))
+		return -EAGAIN;
+	return block_split(f, h, b, order, index, data);
+}
+
+/**
+ * file_split_for_pin() - b-adaptive: before a long-term pin of [pg0, pg1),
+ * split every intact huge folio that the range covers only in part (the
+ * huge page 1G -> 2M, then each 2M block cut by an end of the range
+ * -> 4K), so that no long-term pin holds part of an intact folio and a
+ * later conversion of a neighbour never meets one (DESIGN: a folio can be
+ * split only without unexpected references, so it must happen now).
+ * The range's memory is allocated.  All or nothing, but for host entries
+ * zapped on the way (they refault).
+ * Context: invalidate lock exclusive, file lock.
+ * Return: 0; -EAGAIN (a folio to split holds another pin); -ENOMEM.
+ */
+int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
+		       struct split_list *sl)
+{
+	unsigned int order = file_order(f);
+	uint64_t n = 1ULL << order;
+	struct split_undo *undo = sl->e;
+	uint64_t ends[2] = { pg0, pg1 - 1 };
+	int ret = 0;
+
+	assert_invalidate_exclusive(f);
+	sl->nr = 0;
+	if (f->policy != GMEM_POLICY_B_ADAPTIVE)
+		return 0;
+	flush_batch_begin(f);
+	for (int e = 0; e < 2; e++) {
+		uint64_t slot = ends[e] >> order;
+		struct ghuge *h = f->huge[slot];
+		uint64_t hs = slot << order, he = hs + n;
+		uint64_t a = MAX(pg0, hs), b = MIN(pg1, he);
+
+		if (e == 1 && (pg0 >> order) == slot)
+			break;		/* one huge page: done with the first */
+		if (!h || (a == hs && b == he))
+			continue;
+		if (!h->blk.split) {
+			ret = block_split_for_pin(f, h, &h->blk, order, hs,
+						  h->data);
+			if (ret)
+				goto undo;
+			undo[sl->nr++] = (struct split_undo){ h, &h->blk, order };
+		}
+		if (order == PMD_ORDER)
+			continue;
+		uint64_t cends[2] = { a, b - 1 };
+
+		for (int ce = 0; ce < 2; ce++) {
+			uint64_t ci = (cends[ce] - hs) >> PMD_ORDER;
+			struct gblock *c = &h->blk.child[ci];
+			uint64_t cs = hs + (ci << PMD_ORDER), cend = cs + PTRS;
+
+			if (ce == 1 && ((cends[0] - hs) >> PMD_ORDER) == ci)
+				break;
+			if (c->split || (MAX(a, cs) == cs && MIN(b, cend) == cend))
+				continue;
+			ret = block_split_for_pin(f, h, c, PMD_ORDER, cs,
+						  c->folio.data);
+			if (ret)
+				goto undo;
+			undo[sl->nr++] = (struct split_undo){ h, c, PMD_ORDER };
+		}
+	}
+	flush_batch_end(f);
+	for (unsigned int i = 0; i < sl->nr; i++)
+		count_shatter(f);
+	return 0;
+
+undo:
+	flush_batch_end(f);
+	while (sl->nr--)
+		block_unsplit(f, undo[sl->nr].h, undo[sl->nr].b,
+			      undo[sl->nr].order, false);
+	sl->nr = 0;
+	return ret;
+}
+
+/**
+ * file_unsplit() - undo the splits of a call that fails after making them
+ * (their parts hold nothing but the file's references).
+ * Context: invalidate lock exclusive, file lock.
+ */
+void file_unsplit(struct gfile *f, struct split_list *sl)
+{
+	pool_count(f->pool, &f->pool->run.shatters, &f->c.shatters,
+		   -(uint64_t)sl->nr);
+	while (sl->nr--)
+		block_unsplit(f, sl->e[sl->nr].h, sl->e[sl->nr].b,
+			      sl->e[sl->nr].order, false);
+	sl->nr = 0;
 }
 
 /* ---------------------------------------------------------------- merge */
@@ -874,73 +980,129 @@ static bool try_merge_1g(struct gfile *f, struct ghuge *h)
 }
 
 /**
- * file_note_merge() - remember that blocks over [pg0, pg1) may merge.
+ * file_note_merge() - remember that blocks over [pg0, pg1) may merge (and,
+ * under b-adaptive, that they were touched in this merge period).
  * Context: file lock.  A range that cannot be recorded (no memory for a
  * node) is not lost: the file is marked to look at every block instead,
  * which needs no memory.
  */
 void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
 {
-	if (f->policy != GMEM_POLICY_B_LAZY || f->closed)
+	if (!policy_lazy(f) || f->closed)
 		return;
 	if (rs_add(&f->merge_todo, pg0, pg1))
 		f->merge_all = true;
+	/* b-adaptive with a delay: the merges wait for the period's end */
+	if (f->policy == GMEM_POLICY_B_ADAPTIVE && f->merge_delay)
+		return;
 	/* release: pairs with the acquire in the unlock paths */
 	atomic_store_explicit(&f->merge_pending, true, memory_order_release);
 }
 
-/* Merge what may merge in the huge pages over [s, e).  Context: as below. */
-static void run_merges_in(struct gfile *f, uint64_t s, uint64_t e)
+/**
+ * file_merge_tick() - b-adaptive: a conversion that found pages to change
+ * ends; every merge_delay of them a merge period ends.  Context: file lock.
+ */
+void file_merge_tick(struct gfile *f)
+{
+	if (f->policy != GMEM_POLICY_B_ADAPTIVE || !f->merge_delay)
+		return;
+	if (++f->merge_clock % f->merge_delay == 0)
+		f->merge_now = true;
+}
+
+/*
+ * Merge what may merge in the huge pages over [s, e), but no block that
+ * overlaps @skip (b-adaptive: touched in this period).  Context: as below.
+ */
+static void run_merges_in(struct gfile *f, uint64_t s, uint64_t e,
+			  const struct rangeset *skip)
 {
 	unsigned int order = file_order(f);
+	uint64_t x;
 
 	for (uint64_t slot = s >> order; slot <= (e - 1) >> order; slot++) {
 		struct ghuge *h = f->huge[slot];
+		uint64_t hs, he;
 
 		if (!h || !h->blk.split)
 			continue;
+		hs = h->index;
+		he = hs + (1ULL << order);
 		if (order == PMD_ORDER) {
-			try_merge_2m(f, h, &h->blk, h->index);
+			if (!skip || !rs_first_in(skip, hs, he, &x))
+				try_merge_2m(f, h, &h->blk, hs);
 			continue;
 		}
-		uint64_t a = MAX(s, h->index), b = MIN(e, h->index +
-					(1ULL << PUD_ORDER));
+		uint64_t a = MAX(s, hs), b = MIN(e, he);
 
-		for (uint64_t ci = (a - h->index) >> PMD_ORDER;
-		     ci <= (b - 1 - h->index) >> PMD_ORDER; ci++)
-			try_merge_2m(f, h, &h->blk.child[ci],
-				     h->index + (ci << PMD_ORDER));
-		try_merge_1g(f, h);
+		for (uint64_t ci = (a - hs) >> PMD_ORDER;
+		     ci <= (b - 1 - hs) >> PMD_ORDER; ci++) {
+			uint64_t cs = hs + (ci << PMD_ORDER);
+
+			if (!skip || !rs_first_in(skip, cs, cs + PTRS, &x))
+				try_merge_2m(f, h, &h->blk.child[ci], cs);
+		}
+		if (!skip || !rs_first_in(skip, hs, he, &x))
+			try_merge_1g(f, h);
 	}
 }
 
+/* Merge in every range of @set, skipping blocks that overlap @skip. */
+static void run_merges_noted(struct gfile *f, const struct rangeset *set,
+			     const struct rangeset *skip)
+{
+	uint64_t s, e, from = 0;
+
+	while (rs_next(set, from, &s, &e)) {
+		from = e;
+		run_merges_in(f, s, e, skip);
+	}
+}
+
+static void merge_notes_clear(struct gfile *f)
+{
+	rs_destroy(&f->merge_todo);
+	rs_init(&f->merge_todo);
+	rs_destroy(&f->merge_old);
+	rs_init(&f->merge_old);
+	f->merge_all = false;
+}
+
 /**
- * file_run_merges() - merge every noted block that may merge (4K -> 2M
- * first, then 2M -> 1G).
+ * file_run_merges() - merge the noted blocks that may merge (4K -> 2M
+ * first, then 2M -> 1G).  b-lazy (and b-adaptive without a delay): every
+ * noted block, now.  b-adaptive: only at a period's end, and only the
+ * blocks noted in the previous period and not touched since; the blocks
+ * touched in this period wait for the next end.  gmem_file_compact(), or
+ * a note lost for want of memory: every block of the file.
  * Context: invalidate lock exclusive, file lock.
  */
 void file_run_merges(struct gfile *f)
 {
-	uint64_t s, e, from = 0;
+	bool wait = f->policy == GMEM_POLICY_B_ADAPTIVE && f->merge_delay;
 
 	assert_invalidate_exclusive(f);
 	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
-	if (f->closed || f->policy != GMEM_POLICY_B_LAZY) {
-		f->merge_all = false;
-		rs_destroy(&f->merge_todo);
-		rs_init(&f->merge_todo);
+	if (f->closed || !policy_lazy(f)) {
+		merge_notes_clear(f);
+	} else if (wait && !f->merge_now && !f->merge_compact) {
 		return;
+	} else if (f->merge_compact || f->merge_all) {
+		run_merges_in(f, 0, f->nr_pages, NULL);
+		merge_notes_clear(f);
+	} else if (!wait) {
+		run_merges_noted(f, &f->merge_todo, NULL);
+		run_merges_noted(f, &f->merge_old, NULL);
+		merge_notes_clear(f);
+	} else {
+		run_merges_noted(f, &f->merge_old, &f->merge_todo);
+		rs_destroy(&f->merge_old);
+		f->merge_old = f->merge_todo;
+		rs_init(&f->merge_todo);
 	}
-	if (f->merge_all)
-		run_merges_in(f, 0, f->nr_pages);
-	else
-		while (rs_next(&f->merge_todo, from, &s, &e)) {
-			from = e;
-			run_merges_in(f, s, e);
-		}
-	f->merge_all = false;
-	rs_destroy(&f->merge_todo);
-	rs_init(&f->merge_todo);
+	f->merge_now = false;
+	f->merge_compact = false;
 }
 
 /* ----------------------------------------------------------- validator */
@@ -959,13 +1121,13 @@ static bool folio_ok(struct gfile *f, struct gfolio *fo, char *why,
 			 fo->flags);
 		return false;
 	}
-	if (f->policy == GMEM_POLICY_B_LAZY && fo->order) {
+	if (policy_lazy(f) && fo->order) {
 		bool sh;
 
 		if (!block_uniform(f, fo->index, fo->index + folio_nr_pages(fo),
 				   &sh)) {
 			snprintf(why, len,
-				 "b-lazy intact folio at 0x%llx has mixed attributes",
+				 "intact folio at 0x%llx has mixed attributes",
 				 (unsigned long long)(fo->index << PAGE_SHIFT));
 			return false;
 		}

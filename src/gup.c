@@ -277,13 +277,18 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	uint32_t nr_segs = 0;
 	struct gpin *pin = NULL;
 	struct gvma *v;
+	struct split_list splits = { .nr = 0 };
+	bool split;
 	int ret;
 
 	if (!mmp || !file || !id ||
 	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)) ||
 	    to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	/* b-adaptive: a long-term pin may split folios, a structural change
+	 * (the policy never changes: read without a lock) */
+	split = longterm && f->policy == GMEM_POLICY_B_ADAPTIVE;
+	ret = split ? file_enter(f) : file_enter_shared(f);
 	if (ret)
 		return ret;
 	p = f->pool;
@@ -318,6 +323,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		ret = -EFAULT;
 	if (ret)
 		goto unlock;
+	nr_segs = 0;
 
 	/* Prepare: everything that allocates, undoable. */
 	ret = -ENOMEM;
@@ -327,7 +333,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 				      gmem_alloc(nr * sizeof(*undo));
 	if (!undo)
 		goto unlock;
-	for (uint64_t pg = pg0, seg = 0, ptes = 0; pg < pg1; pg++) {
+	for (uint64_t pg = pg0; pg < pg1; pg++) {
 		struct gfolio *fo;
 		bool allocated;
 
@@ -336,6 +342,17 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		if (allocated)
 			undo[nr_undo++] = f->policy == GMEM_POLICY_4K ? pg :
 					  pg >> p->order;
+		/* skip the rest of an allocated huge folio */
+		pg = MIN(pg1, fo->index + folio_nr_pages(fo)) - 1;
+	}
+	if (split) {
+		ret = file_split_for_pin(f, pg0, pg1, &splits);
+		if (ret)
+			goto undo_ret;
+	}
+	for (uint64_t pg = pg0, seg = 0, ptes = 0; pg < pg1; pg++) {
+		struct gfolio *fo = folio_lookup(f, pg);
+
 		if (pg == pg0 || fo != folio_lookup(f, pg - 1)) {
 			nr_segs++;
 			seg = ptes = 0;
@@ -390,13 +407,17 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 undo:
 	ret = -ENOMEM;
 undo_ret:
+	file_unsplit(f, &splits);
 	pin_undo_alloc(f, undo, nr_undo);
 unlock:
 	if (undo != undo_small)
 		gmem_free(undo, nr * sizeof(*undo));
 	pthread_mutex_unlock(&f->lock);
 out:
-	invalidate_unlock_shared(f);
+	if (split)
+		invalidate_unlock(f);
+	else
+		invalidate_unlock_shared(f);
 	return ret;
 }
 
@@ -409,7 +430,7 @@ out:
  */
 static bool pin_may_merge(struct gfile *f, const struct gpin *pin)
 {
-	if (f->policy != GMEM_POLICY_B_LAZY)
+	if (!policy_lazy(f))
 		return false;
 	for (uint32_t i = 0; i < pin->nr_segs; i++) {
 		const struct gfolio *fo = pin->segs[i].folio;

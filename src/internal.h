@@ -365,10 +365,19 @@ struct gfile {
 	struct rangeset shared;		/* page indices that are shared */
 	struct rangeset poison;		/* poisoned page indices */
 	struct rangeset iommu_ranges;	/* ranges given to gmem_iommu_map */
-	struct rangeset merge_todo;	/* b-lazy: ranges to try merging */
-	atomic_bool merge_pending;	/* merge_todo non-empty */
+	struct rangeset merge_todo;	/* b-lazy: ranges to try merging;
+					 * b-adaptive: ranges touched in
+					 * this merge period */
+	atomic_bool merge_pending;	/* merges to run when the invalidate
+					 * lock is next released */
 	bool merge_all;			/* a note could not be recorded:
 					 * look at every block */
+	/* b-adaptive: merge hysteresis (file_run_merges()) */
+	struct rangeset merge_old;	/* touched in the previous period */
+	unsigned int merge_delay;	/* period, in conversions; 0: none */
+	uint64_t merge_clock;		/* conversions that found work */
+	bool merge_now;			/* a period ended, or compact */
+	bool merge_compact;		/* gmem_file_compact(): all blocks */
 	struct ghuge **huge;		/* huge policies: per huge page */
 	uint64_t nr_huge;
 	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
@@ -435,7 +444,22 @@ void file_release_small(struct gfile *f, uint64_t pg);
 int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
 		   enum gmem_attr to);
 void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void file_merge_tick(struct gfile *f);
 void file_run_merges(struct gfile *f);
+/* The splits a call made, to undo if it fails later (at most two huge
+ * pages and two 2M blocks in each). */
+struct split_undo {
+	struct ghuge *h;
+	struct gblock *b;
+	unsigned int order;
+};
+struct split_list {
+	struct split_undo e[8];
+	unsigned int nr;
+};
+int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
+		       struct split_list *sl);
+void file_unsplit(struct gfile *f, struct split_list *sl);
 void file_free_folios(struct gfile *f);
 bool folio_structure_ok(struct gfile *f, char *why, size_t len);
 void huge_free_meta(struct gpool *p, struct ghuge *h);
@@ -485,6 +509,13 @@ bool file_is_allocated(struct gfile *f, uint64_t pg);
 int file_enter_shared(struct gfile *f);
 int file_enter(struct gfile *f);
 void file_kick_merges(struct gfile *f);
+
+/* Whether @f's policy splits lazily and merges back (b-lazy, b-adaptive). */
+static inline bool policy_lazy(const struct gfile *f)
+{
+	return f->policy == GMEM_POLICY_B_LAZY ||
+	       f->policy == GMEM_POLICY_B_ADAPTIVE;
+}
 
 /* Count @n kernel events of @kind on @f.  Context: file lock. */
 static inline void count_kev(struct gfile *f, enum kev kind, int64_t n)

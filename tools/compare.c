@@ -55,8 +55,9 @@ struct progress {
 
 static const enum gmem_policy all_policies[] = {
 	GMEM_POLICY_4K, GMEM_POLICY_A, GMEM_POLICY_B_EAGER, GMEM_POLICY_B_LAZY,
+	GMEM_POLICY_B_ADAPTIVE,
 };
-#define NR_POLICIES 4
+#define NR_POLICIES 5
 
 static uint64_t now_ns(void)
 {
@@ -113,7 +114,7 @@ static bool parse_list(char *arg, bool policies, unsigned int *mask)
 
 			if (!parse_policy(tok, &p)) {
 				fprintf(stderr, "gmem: compare: unknown policy "
-					"'%s' (4k, a, b-eager, b-lazy)\n", tok);
+					"'%s' (4k, a, b-eager, b-lazy, b-adaptive)\n", tok);
 				return false;
 			}
 			for (unsigned int i = 0; i < NR_POLICIES; i++)
@@ -625,8 +626,9 @@ static void usage(FILE *f)
 }
 
 const char compare_help[] =
-	"Runs built-in workloads under each policy (4k, a, b-eager, b-lazy),\n"
-	"each run in a process of its own, and prints one table: guest and\n"
+	"Runs built-in workloads under each policy (4k, a, b-eager, b-lazy,\n"
+	"b-adaptive), each run in a process of its own, and prints one\n"
+	"table: guest and\n"
 	"IOMMU memory mapped at 1G/2M/4K (after the guest touched all of its\n"
 	"memory), metadata per GiB (gmem's descriptors and the kernel's\n"
 	"vmemmap), conversion latency p50/p99/max over every call, failed\n"

@@ -441,6 +441,7 @@ static const struct enum_word policies[] = {
 	{ "a", GMEM_POLICY_A },
 	{ "b-eager", GMEM_POLICY_B_EAGER },
 	{ "b-lazy", GMEM_POLICY_B_LAZY },
+	{ "b-adaptive", GMEM_POLICY_B_ADAPTIVE },
 	{ NULL, 0 },
 };
 
@@ -541,7 +542,7 @@ static int cmd_file(struct replay *r, const struct args *a)
 	unsigned int flags = 0;
 	struct gmem_file *file = NULL;
 	struct name *n;
-	uint64_t size = 0;
+	uint64_t size = 0, delay = 0;
 	int ret;
 
 	if (get_name(r, "file", a->pos[0]) ||
@@ -549,6 +550,13 @@ static int cmd_file(struct replay *r, const struct args *a)
 		return RUN_SYNTAX;
 	if (a->opt[0] && get_enum(r, "policy", policies, a->opt[0], &policy))
 		return RUN_SYNTAX;
+	if (a->opt[1]) {
+		if (get_number(r, "merge_delay", a->opt[1], &delay))
+			return RUN_SYNTAX;
+		if (delay > UINT_MAX)
+			return syntax(r, "merge_delay too large: '%s'",
+				      a->opt[1]);
+	}
 	if (a->flags & 1)
 		flags |= GMEM_FILE_INIT_SHARED;
 
@@ -556,8 +564,18 @@ static int cmd_file(struct replay *r, const struct args *a)
 		return no_pool(r);
 	if (names_find(&r->files, a->pos[0]))
 		return defined_twice(r);
+	/* merge_delay= applies to b-adaptive only: EINVAL before creating */
+	if (a->opt[1] && policy != GMEM_POLICY_B_ADAPTIVE)
+		return outcome(r, -EINVAL);
 	ret = gmem_file_create(r->pool, size, (enum gmem_policy)policy, flags,
 			       &file);
+	if (!ret && a->opt[1]) {
+		ret = gmem_file_set_merge_delay(file, (unsigned int)delay);
+		if (ret) {
+			gmem_file_close(file);
+			return outcome(r, ret);
+		}
+	}
 	if (ret)
 		return outcome(r, ret);
 	n = names_add(&r->files, a->pos[0]);
@@ -821,6 +839,19 @@ static int cmd_punch(struct replay *r, const struct args *a)
 	return outcome(r, gmem_punch(file, off, len));
 }
 
+static int cmd_compact(struct replay *r, const struct args *a)
+{
+	struct gmem_file *file;
+
+	if (get_name(r, "file", a->pos[0]))
+		return RUN_SYNTAX;
+
+	file = file_of(r, a->pos[0]);
+	if (!file)
+		return RUN_OK;
+	return outcome(r, gmem_file_compact(file));
+}
+
 static int cmd_guest(struct replay *r, const struct args *a)
 {
 	struct gmem_file *file;
@@ -999,8 +1030,9 @@ static int cmd_stats(struct replay *r, const struct args *a)
 static const struct cmd cmds[] = {
 	{ "pool", "pool <2M|1G> <count> [backing=auto|hugetlb|memfd|none]",
 	  2, 2, { NULL }, { "backing" }, cmd_pool },
-	{ "file", "file <name> <size> [policy=4k|a|b-eager|b-lazy] [shared]",
-	  2, 2, { "shared" }, { "policy" }, cmd_file },
+	{ "file", "file <name> <size> [policy=4k|a|b-eager|b-lazy|b-adaptive] "
+	  "[merge_delay=<n>] [shared]",
+	  2, 2, { "shared" }, { "policy", "merge_delay" }, cmd_file },
 	{ "close", "close <file>", 1, 1, { NULL }, { NULL }, cmd_close },
 	{ "mm", "mm <name> [fork=<mm>]", 1, 1, { NULL }, { "fork" }, cmd_mm },
 	{ "mmap", "mmap <mm> <file>", 2, 2, { NULL }, { NULL }, cmd_mmap },
@@ -1018,6 +1050,7 @@ static const struct cmd cmds[] = {
 	  3, 3, { "private", "shared", "zero" }, { "timeout" }, cmd_convert },
 	{ "punch", "punch <file> <off> <len>",
 	  3, 3, { NULL }, { NULL }, cmd_punch },
+	{ "compact", "compact <file>", 1, 1, { NULL }, { NULL }, cmd_compact },
 	{ "guest", "guest <file> <off> [len] [w]",
 	  2, 3, { "w" }, { NULL }, cmd_guest },
 	{ "gwrite", "gwrite <file> <off> <byte>",

@@ -139,6 +139,8 @@ const char *policy_name(enum gmem_policy p)
 		return "b-eager";
 	case GMEM_POLICY_B_LAZY:
 		return "b-lazy";
+	case GMEM_POLICY_B_ADAPTIVE:
+		return "b-adaptive";
 	}
 	return "?";
 }

@@ -24,8 +24,8 @@ for f in coverage metadata latency; do
 	fi
 done
 rows=$(grep -c '^"pkvm-io/' "$dir/p/compare.dat")
-if [ "$rows" != 4 ]; then
-	echo "compare.dat has $rows rows, wanted one per policy (4)"
+if [ "$rows" != 5 ]; then
+	echo "compare.dat has $rows rows, wanted one per policy (5)"
 	fails=$((fails + 1))
 fi
 [ "$fails" -eq 0 ]

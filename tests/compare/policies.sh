@@ -64,7 +64,7 @@ for d in docs:
         check(set(w) >= {"name", "guest_bytes", "huge_page_bytes",
                          "policies"}, "workload keys")
         check([p["policy"] for p in w["policies"]] ==
-              ["4k", "a", "b-eager", "b-lazy"], "policy order")
+              ["4k", "a", "b-eager", "b-lazy", "b-adaptive"], "policy order")
         for p in w["policies"]:
             check("error" not in p, "%s/%s failed: %s" %
                   (w["name"], p["policy"], p.get("error_what")))

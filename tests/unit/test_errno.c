@@ -109,7 +109,7 @@ static bool test_file_create_einval_enomem(void)
 		 -EINVAL);
 	CHECK_EQ(gmem_file_create(pool1g, MB2, GMEM_POLICY_B_LAZY, 0, &f),
 		 -EINVAL);
-	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)4, 0, &f),
+	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)5, 0, &f),
 		 -EINVAL);
 	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)-1, 0, &f),
 		 -EINVAL);
@@ -242,6 +242,34 @@ static bool test_einval_flags(void)
 }
 
 /* -EBADF on every call through a closed file's handle. */
+/* The merge-delay and compact calls: NULL, the wrong policy, closed. */
+static bool test_merge_delay_errno(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f, *g;
+	struct gmem_mm *mm;
+	struct snap sn;
+
+	if (!setup(MB2, 2, GMEM_POLICY_B_ADAPTIVE, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, 0, &g), 0);
+	if (!snap_take(pool, NULL, &sn))
+		return false;
+	CHECK_EQ(gmem_file_set_merge_delay(NULL, 1), -EINVAL);
+	CHECK_EQ(gmem_file_set_merge_delay(g, 1), -EINVAL);
+	CHECK_EQ(gmem_file_compact(NULL), -EINVAL);
+	CHECK_EQ(gmem_file_compact(g), 0);
+	CHECK_EQ(gmem_file_compact(f), 0);
+	CHECK_EQ(gmem_file_set_merge_delay(f, 0), 0);
+	CHECK_EQ(gmem_file_set_merge_delay(f, 1000000), 0);
+	CHECK_UNCHANGED(pool, NULL, &sn);
+	CHECK_EQ(gmem_file_close(f), 0);
+	CHECK_EQ(gmem_file_set_merge_delay(f, 1), -EBADF);
+	CHECK_EQ(gmem_file_compact(f), -EBADF);
+	CHECK_EQ(gmem_file_close(g), 0);
+	FINISH(pool);
+}
+
 static bool test_ebadf_after_close(void)
 {
 	struct gmem_pool *pool;
@@ -274,6 +302,9 @@ static bool test_ebadf_after_close(void)
 	CHECK_EQ(gmem_iommu_map(f, 0, K4, &at), -EBADF);
 	CHECK_EQ(gmem_poison(f, 0), -EBADF);
 	CHECK_EQ(gmem_stats(pool, f, &s), -EBADF);
+	CHECK_EQ(gmem_file_compact(f), -EBADF);
+	/* not a b-adaptive file: EINVAL comes first */
+	CHECK_EQ(gmem_file_set_merge_delay(f, 1), -EINVAL);
 	/* a fork of an mm that mapped a closed file maps nothing of it */
 	struct gmem_mm *child;
 
@@ -570,6 +601,7 @@ int main(void)
 		TEST(test_einval_ranges),
 		TEST(test_einval_flags),
 		TEST(test_ebadf_after_close),
+		TEST(test_merge_delay_errno),
 		TEST(test_efault),
 		TEST(test_ehwpoison),
 		TEST(test_eopnotsupp),

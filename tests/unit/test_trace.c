@@ -200,7 +200,8 @@ static bool test_syntax_errors(void)
 	return expect_run("pool 2M 1 backing=memfd\nfile f 2M extra\ncheck\n",
 			  TRACE_SYNTAX_ERROR, "1: ok\n",
 			  "2: syntax error: unexpected word 'extra' (file "
-			  "<name> <size> [policy=4k|a|b-eager|b-lazy] "
+			  "<name> <size> [policy=4k|a|b-eager|b-lazy|b-adaptive] "
+			  "[merge_delay=<n>] "
 			  "[shared])\n");
 }
 
