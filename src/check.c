@@ -177,7 +177,6 @@ static bool file_ok(struct gfile *f, char *why, size_t len)
 	return rs_ok(&f->shared, why, len) && rs_ok(&f->poison, why, len) &&
 	       rs_ok(&f->iommu_ranges, why, len) &&
 	       rs_ok(&f->merge_todo, why, len) &&
-	       rs_ok(&f->merge_old, why, len) &&
 	       folio_structure_ok(f, why, len) && mm_ok(f, why, len) &&
 	       gmaps_ok(f, why, len) && refcounts_ok(f, why, len);
 }

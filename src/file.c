@@ -273,7 +273,6 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	rs_init(&f->poison);
 	rs_init(&f->iommu_ranges);
 	rs_init(&f->merge_todo);
-	rs_init(&f->merge_old);
 	if (policy == GMEM_POLICY_B_ADAPTIVE)
 		f->merge_delay = GMEM_MERGE_DELAY_DEFAULT;
 	if (gmap_init(&f->guest, size) || gmap_init(&f->iommu, size))
@@ -346,7 +345,6 @@ int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
 		return ret;
 	pthread_mutex_lock(&f->lock);
 	f->merge_delay = conversions;
-	f->merge_clock = 0;
 	/* no delay any more: what waited merges now, as under b-lazy */
 	if (!conversions)
 		file_run_merges(f);
@@ -411,8 +409,6 @@ int gmem_file_close(struct gmem_file *file)
 	rs_destroy(&f->iommu_ranges);
 	rs_destroy(&f->merge_todo);
 	rs_init(&f->merge_todo);
-	rs_destroy(&f->merge_old);
-	rs_init(&f->merge_old);
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	pinmap_destroy(&f->pinmap);

@@ -324,6 +324,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	h->index = slot << order;
 	h->data = p->base ? p->base + h->pfn * p->page_size : NULL;
 	h->owner = f;
+	h->touched = f->merge_clock;
 	folio_init(&h->blk.folio, order, h->index, h->data, h);
 	f->huge[slot] = h;
 	count_meta(f, h, sizeof(*h));
@@ -979,22 +980,38 @@ static bool try_merge_1g(struct gfile *f, struct ghuge *h)
 	return true;
 }
 
+/* The most a b-adaptive huge page's merge wait doubles: 2^16 periods. */
+#define MERGE_BACKOFF_MAX 16
+
+/* b-adaptive with a delay: merges wait for their huge page's age. */
+static bool merges_wait(const struct gfile *f)
+{
+	return f->policy == GMEM_POLICY_B_ADAPTIVE && f->merge_delay;
+}
+
 /**
- * file_note_merge() - remember that blocks over [pg0, pg1) may merge (and,
- * under b-adaptive, that they were touched in this merge period).
+ * file_note_merge() - remember that blocks over [pg0, pg1) may merge.
+ * Under b-adaptive this is also a touch: the huge pages over the range
+ * start their wait again.
  * Context: file lock.  A range that cannot be recorded (no memory for a
  * node) is not lost: the file is marked to look at every block instead,
  * which needs no memory.
  */
 void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
 {
+	unsigned int order = file_order(f);
+
 	if (!policy_lazy(f) || f->closed)
 		return;
 	if (rs_add(&f->merge_todo, pg0, pg1))
 		f->merge_all = true;
-	/* b-adaptive with a delay: the merges wait for the period's end */
-	if (f->policy == GMEM_POLICY_B_ADAPTIVE && f->merge_delay)
-		return;
+	if (merges_wait(f)) {
+		for (uint64_t slot = pg0 >> order; slot <= (pg1 - 1) >> order;
+		     slot++)
+			if (f->huge[slot])
+				f->huge[slot]->touched = f->merge_clock;
+		return;		/* merges wait for a period's end */
+	}
 	/* release: pairs with the acquire in the unlock paths */
 	atomic_store_explicit(&f->merge_pending, true, memory_order_release);
 }
@@ -1005,102 +1022,122 @@ void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
  */
 void file_merge_tick(struct gfile *f)
 {
-	if (f->policy != GMEM_POLICY_B_ADAPTIVE || !f->merge_delay)
+	if (!merges_wait(f))
 		return;
 	if (++f->merge_clock % f->merge_delay == 0)
 		f->merge_now = true;
 }
 
 /*
- * Merge what may merge in the huge pages over [s, e), but no block that
- * overlaps @skip (b-adaptive: touched in this period).  Context: as below.
+ * Merge what may merge in the huge pages over [s, e).  Return: whether
+ * anything merged in the last huge page looked at (callers pass one).
+ * Context: as below.
  */
-static void run_merges_in(struct gfile *f, uint64_t s, uint64_t e,
-			  const struct rangeset *skip)
+static bool run_merges_in(struct gfile *f, uint64_t s, uint64_t e)
 {
 	unsigned int order = file_order(f);
-	uint64_t x;
+	bool merged = false;
 
 	for (uint64_t slot = s >> order; slot <= (e - 1) >> order; slot++) {
 		struct ghuge *h = f->huge[slot];
-		uint64_t hs, he;
+
+		merged = false;
+		if (!h || !h->blk.split)
+			continue;
+		if (order == PMD_ORDER) {
+			merged = try_merge_2m(f, h, &h->blk, h->index);
+			continue;
+		}
+		uint64_t a = MAX(s, h->index), b = MIN(e, h->index +
+					(1ULL << PUD_ORDER));
+
+		for (uint64_t ci = (a - h->index) >> PMD_ORDER;
+		     ci <= (b - 1 - h->index) >> PMD_ORDER; ci++)
+			merged |= try_merge_2m(f, h, &h->blk.child[ci],
+					       h->index + (ci << PMD_ORDER));
+		merged |= try_merge_1g(f, h);
+	}
+	return merged;
+}
+
+/* Whether b-adaptive huge page @h has waited long enough to merge. */
+static bool huge_aged(const struct gfile *f, const struct ghuge *h)
+{
+	/* unsigned: the 32-bit clock's wrap gives the right age */
+	uint64_t age = (uint32_t)(f->merge_clock - h->touched);
+
+	return age >= (uint64_t)f->merge_delay << h->backoff;
+}
+
+/*
+ * A b-adaptive period ends: in each noted range, merge in the huge pages
+ * that have aged (each merge there doubles their next wait); keep the
+ * others' notes for a later period.  A note that cannot be kept marks the
+ * file to look at every block next time.
+ */
+static void run_merges_aged(struct gfile *f, uint64_t s, uint64_t e,
+			    struct rangeset *keep)
+{
+	unsigned int order = file_order(f);
+
+	for (uint64_t slot = s >> order; slot <= (e - 1) >> order; slot++) {
+		struct ghuge *h = f->huge[slot];
+		uint64_t hs = slot << order;
+		uint64_t a = MAX(s, hs), b = MIN(e, hs + (1ULL << order));
 
 		if (!h || !h->blk.split)
 			continue;
-		hs = h->index;
-		he = hs + (1ULL << order);
-		if (order == PMD_ORDER) {
-			if (!skip || !rs_first_in(skip, hs, he, &x))
-				try_merge_2m(f, h, &h->blk, hs);
+		if (!huge_aged(f, h)) {
+			if (rs_add(keep, a, b))
+				f->merge_all = true;
 			continue;
 		}
-		uint64_t a = MAX(s, hs), b = MIN(e, he);
-
-		for (uint64_t ci = (a - hs) >> PMD_ORDER;
-		     ci <= (b - 1 - hs) >> PMD_ORDER; ci++) {
-			uint64_t cs = hs + (ci << PMD_ORDER);
-
-			if (!skip || !rs_first_in(skip, cs, cs + PTRS, &x))
-				try_merge_2m(f, h, &h->blk.child[ci], cs);
-		}
-		if (!skip || !rs_first_in(skip, hs, he, &x))
-			try_merge_1g(f, h);
+		if (run_merges_in(f, a, b) && h->backoff < MERGE_BACKOFF_MAX)
+			h->backoff++;
 	}
-}
-
-/* Merge in every range of @set, skipping blocks that overlap @skip. */
-static void run_merges_noted(struct gfile *f, const struct rangeset *set,
-			     const struct rangeset *skip)
-{
-	uint64_t s, e, from = 0;
-
-	while (rs_next(set, from, &s, &e)) {
-		from = e;
-		run_merges_in(f, s, e, skip);
-	}
-}
-
-static void merge_notes_clear(struct gfile *f)
-{
-	rs_destroy(&f->merge_todo);
-	rs_init(&f->merge_todo);
-	rs_destroy(&f->merge_old);
-	rs_init(&f->merge_old);
-	f->merge_all = false;
 }
 
 /**
  * file_run_merges() - merge the noted blocks that may merge (4K -> 2M
- * first, then 2M -> 1G).  b-lazy (and b-adaptive without a delay): every
- * noted block, now.  b-adaptive: only at a period's end, and only the
- * blocks noted in the previous period and not touched since; the blocks
- * touched in this period wait for the next end.  gmem_file_compact(), or
- * a note lost for want of memory: every block of the file.
+ * first, then 2M -> 1G): uniform, no poisoned page, no host entry, no
+ * pin.  b-lazy (and b-adaptive without a delay): every noted block, now.
+ * b-adaptive: at a period's end, the noted blocks of huge pages that
+ * nothing touched for merge_delay << backoff conversions.
+ * gmem_file_compact(): every block of the file, now.
  * Context: invalidate lock exclusive, file lock.
  */
 void file_run_merges(struct gfile *f)
 {
-	bool wait = f->policy == GMEM_POLICY_B_ADAPTIVE && f->merge_delay;
+	uint64_t s, e, from = 0;
+	struct rangeset keep;
+	bool all = f->merge_all;
 
 	assert_invalidate_exclusive(f);
 	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
-	if (f->closed || !policy_lazy(f)) {
-		merge_notes_clear(f);
-	} else if (wait && !f->merge_now && !f->merge_compact) {
+	if (!f->closed && policy_lazy(f) && merges_wait(f) && !f->merge_now &&
+	    !f->merge_compact)
 		return;
-	} else if (f->merge_compact || f->merge_all) {
-		run_merges_in(f, 0, f->nr_pages, NULL);
-		merge_notes_clear(f);
-	} else if (!wait) {
-		run_merges_noted(f, &f->merge_todo, NULL);
-		run_merges_noted(f, &f->merge_old, NULL);
-		merge_notes_clear(f);
+	rs_init(&keep);
+	f->merge_all = false;
+	if (f->closed || !policy_lazy(f)) {
+		/* nothing merges */
+	} else if (f->merge_compact || (all && !merges_wait(f))) {
+		run_merges_in(f, 0, f->nr_pages);
+	} else if (!merges_wait(f)) {
+		while (rs_next(&f->merge_todo, from, &s, &e)) {
+			from = e;
+			run_merges_in(f, s, e);
+		}
+	} else if (all) {
+		run_merges_aged(f, 0, f->nr_pages, &keep);
 	} else {
-		run_merges_noted(f, &f->merge_old, &f->merge_todo);
-		rs_destroy(&f->merge_old);
-		f->merge_old = f->merge_todo;
-		rs_init(&f->merge_todo);
+		while (rs_next(&f->merge_todo, from, &s, &e)) {
+			from = e;
+			run_merges_aged(f, s, e, &keep);
+		}
 	}
+	rs_destroy(&f->merge_todo);
+	f->merge_todo = keep;
 	f->merge_now = false;
 	f->merge_compact = false;
 }

@@ -150,10 +150,15 @@ struct ghuge {
 	struct gfile *owner;		/* for the reservation; NULL once closed */
 	bool poisoned;			/* retire instead of return */
 	bool from_resv;			/* took one of the owner's reservations */
-	uint32_t alloc_split[2];	/* 2M and 1G folios split at its
-					 * allocation (a failing call undoes) */
 	bool detached;			/* punched while pinned */
 	bool alloc_open;		/* being shaped by its allocation */
+	uint16_t alloc_split[2];	/* 2M and 1G folios split at its
+					 * allocation (a failing call undoes) */
+	/* b-adaptive (file lock): its blocks merge once the file's merge
+	 * clock is merge_delay << backoff past @touched; each merge in it
+	 * doubles the next wait (a page that churns waits longer) */
+	uint8_t backoff;
+	uint32_t touched;
 	uint64_t live;			/* detached: folios still referenced */
 	uint64_t meta;			/* descriptor bytes held */
 	struct ghuge *next_detached;
@@ -365,18 +370,15 @@ struct gfile {
 	struct rangeset shared;		/* page indices that are shared */
 	struct rangeset poison;		/* poisoned page indices */
 	struct rangeset iommu_ranges;	/* ranges given to gmem_iommu_map */
-	struct rangeset merge_todo;	/* b-lazy: ranges to try merging;
-					 * b-adaptive: ranges touched in
-					 * this merge period */
+	struct rangeset merge_todo;	/* ranges to try merging */
 	atomic_bool merge_pending;	/* merges to run when the invalidate
 					 * lock is next released */
 	bool merge_all;			/* a note could not be recorded:
 					 * look at every block */
 	/* b-adaptive: merge hysteresis (file_run_merges()) */
-	struct rangeset merge_old;	/* touched in the previous period */
 	unsigned int merge_delay;	/* period, in conversions; 0: none */
-	uint64_t merge_clock;		/* conversions that found work */
-	bool merge_now;			/* a period ended, or compact */
+	uint32_t merge_clock;		/* conversions that found work */
+	bool merge_now;			/* a period ended */
 	bool merge_compact;		/* gmem_file_compact(): all blocks */
 	struct ghuge **huge;		/* huge policies: per huge page */
 	uint64_t nr_huge;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,7 +661,7 @@ const char compare_help[] =
 	"\n"
 	"Options:\n"
 	"  --workload W,...   only these workloads (default: all)\n"
-	"  --policy P,...     only these policies (default: all four)\n"
+	"  --policy P,...     only these policies (default: all five)\n"
 	"  --guest-size S     guest memory size (e.g. 4G; a multiple of the\n"
 	"                     workload's huge page size)\n"
 	"  --seed N           the guest's choices (default 1): every policy\n"
@@ -669,6 +670,8 @@ const char compare_help[] =
 	"                     rounds, 4 MiB chunks accepted after boot,\n"
 	"                     buffers reallocated, I/Os, conversions,\n"
 	"                     balloon rounds)\n"
+	"  --merge-delay N    b-adaptive's merge delay, in conversions of the\n"
+	"                     file (default 64; 0 merges at once)\n"
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
 	"  --json             the JSON of docs/JSON.md on stdout, not the table\n"
@@ -747,6 +750,7 @@ static bool takes_value(const char *a)
 	static const char *const names[] = {
 		"--workload", "--policy", "--guest-size", "--seed", "--ops",
 		"--backing", "--plot", "--emit-trace", "--calibration",
+		"--merge-delay",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -757,7 +761,8 @@ static bool takes_value(const char *a)
 
 int compare_main(int argc, char **argv)
 {
-	struct opts o = { .par = { .seed = 1, .backing = -1 } };
+	struct opts o = { .par = { .seed = 1, .backing = -1,
+				   .merge_delay = -1 } };
 	struct progress pg = { 0 };
 	struct run *runs;
 	unsigned int n = 0, failed = 0;
@@ -813,6 +818,15 @@ int compare_main(int argc, char **argv)
 				fprintf(stderr, "gmem: compare: bad count '%s'\n", v);
 				return EXIT_USAGE;
 			}
+		} else if (!strcmp(a, "--merge-delay")) {
+			uint64_t d;
+
+			if (!parse_size(v, &d) || d > UINT_MAX) {
+				fprintf(stderr, "gmem: compare: bad merge delay "
+					"'%s'\n", v);
+				return EXIT_USAGE;
+			}
+			o.par.merge_delay = (int64_t)d;
 		} else if (!strcmp(a, "--backing")) {
 			static const char *const names[] = {
 				"auto", "hugetlb", "memfd", "none" };

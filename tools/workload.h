@@ -28,6 +28,7 @@ struct wl_params {
 	uint64_t seed;
 	int backing;		/* an enum gmem_backing, or -1: the workload's */
 	uint64_t ops;		/* 0: the workload's default operation count */
+	int64_t merge_delay;	/* b-adaptive's, or -1: the library's default */
 	/* NULL, or the kernel cost model: each convert call's events are
 	 * then priced (wl_result.kconv_*) */
 	const struct cost_model *model;
