@@ -453,6 +453,9 @@ struct gmem_stats {
 	 * removed guest entries, an IOTLB invalidation per IOMMU re-level
 	 * that removed entries */
 	uint64_t guest_flushes, iommu_flushes;
+	/* the most meta_bytes and vmemmap_bytes a file held at any moment
+	 * (pool-wide: the sum over the open files' peaks) */
+	uint64_t meta_peak_bytes, vmemmap_peak_bytes;
 };
 
 /**

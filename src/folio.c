@@ -81,7 +81,13 @@ bool file_is_allocated(struct gfile *f, uint64_t pg)
 
 static void count_folios(struct gfile *f, int level, int64_t n)
 {
+	uint64_t vm;
+
 	f->c.folios[level] += (uint64_t)n;
+	/* the kernel-equivalent vmemmap, as stats.c counts it */
+	vm = 4096 * (f->c.folios[GMAP_1G] + f->c.folios[GMAP_2M]) +
+	     64 * f->c.folios[GMAP_4K];
+	f->c.vmemmap_peak = MAX(f->c.vmemmap_peak, vm);
 }
 
 static void count_meta(struct gfile *f, struct ghuge *h, int64_t n)
@@ -89,6 +95,7 @@ static void count_meta(struct gfile *f, struct ghuge *h, int64_t n)
 	if (h)
 		h->meta += (uint64_t)n;
 	f->c.meta_bytes += (uint64_t)n;
+	f->c.meta_peak = MAX(f->c.meta_peak, f->c.meta_bytes);
 }
 
 static void count_shatter(struct gfile *f)
@@ -1003,6 +1010,12 @@ void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
 
 	if (!policy_lazy(f) || f->closed)
 		return;
+	/* waiting notes cover whole huge pages: a page ages as one, and the
+	 * notes stay few however scattered the touches */
+	if (merges_wait(f)) {
+		pg0 = ALIGN_DOWN(pg0, 1ULL << order);
+		pg1 = ALIGN_DOWN(pg1 - 1, 1ULL << order) + (1ULL << order);
+	}
 	if (rs_add(&f->merge_todo, pg0, pg1))
 		f->merge_all = true;
 	if (merges_wait(f)) {

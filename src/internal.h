@@ -322,6 +322,7 @@ struct gfile_counters {
 	uint64_t kev[NR_KEV];
 	uint64_t folios[3];		/* by level: 4K, 2M, 1G */
 	uint64_t meta_bytes;
+	uint64_t meta_peak, vmemmap_peak;	/* the most ever held */
 	uint64_t host_ptes;
 	uint64_t pins;
 	uint64_t shatters, collapses, conversions, eagain, ebusy, zaps;

@@ -20,7 +20,7 @@ const char *const gmem_stat_keys[] = {
 	"iommu_map_1g", "iommu_map_2m", "iommu_map_4k", "iommu_unmap_1g",
 	"iommu_unmap_2m", "iommu_unmap_4k", "merge_1g", "merge_2m",
 	"pin_wait_ns", "pool_returned", "split_1g", "split_2m",
-	"tlb_flushes", "zeroed_bytes",
+	"tlb_flushes", "zeroed_bytes", "meta_peak_bytes", "vmemmap_peak_bytes",
 	NULL
 };
 const unsigned int gmem_stat_nr_listed = 23;
@@ -44,6 +44,7 @@ static const struct {
 	KEY(iommu_map_4k), KEY(iommu_map_2m), KEY(iommu_map_1g),
 	KEY(iommu_unmap_4k), KEY(iommu_unmap_2m), KEY(iommu_unmap_1g),
 	KEY(guest_flushes), KEY(iommu_flushes),
+	KEY(meta_peak_bytes), KEY(vmemmap_peak_bytes),
 };
 
 int gmem_stat_get(const struct gmem_stats *s, const char *key, uint64_t *val)
@@ -106,6 +107,8 @@ static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
 	s->folios_1g += f->c.folios[GMAP_1G];
 	s->meta_bytes += f->c.meta_bytes;
 	s->vmemmap_bytes += vmemmap_of(f->c.folios);
+	s->meta_peak_bytes += f->c.meta_peak;
+	s->vmemmap_peak_bytes += f->c.vmemmap_peak;
 	s->guest_4k += gmap_bytes(&f->guest, GMAP_4K);
 	s->guest_2m += gmap_bytes(&f->guest, GMAP_2M);
 	s->guest_1g += gmap_bytes(&f->guest, GMAP_1G);

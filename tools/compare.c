@@ -468,6 +468,8 @@ static void print_json(const struct run *runs, unsigned int n,
 		json_levels(f, "iommu_bytes_at", x->iommu_at);
 		fprintf(f, ",\n          \"meta_bytes\": %" PRIu64
 			",\n          \"vmemmap_bytes\": %" PRIu64
+			",\n          \"meta_peak_bytes\": %" PRIu64
+			",\n          \"vmemmap_peak_bytes\": %" PRIu64
 			",\n          \"conversions\": %" PRIu64
 			",\n          \"convert_calls\": %" PRIu64
 			",\n          \"convert_ns\": {\"p50\": %" PRIu64
@@ -481,8 +483,8 @@ static void print_json(const struct run *runs, unsigned int n,
 			",\n          \"zaps\": %" PRIu64
 			",\n          \"wall_ns\": %" PRIu64
 			",\n          \"peak_rss_bytes\": %" PRIu64,
-			x->meta_bytes, x->vmemmap_bytes,
-			x->conversions, x->convert_calls, x->convert_p50,
+			x->meta_bytes, x->vmemmap_bytes, x->meta_peak_bytes,
+			x->vmemmap_peak_bytes, x->conversions, x->convert_calls, x->convert_p50,
 			x->convert_p99, x->convert_max, x->eagain, x->ebusy,
 			x->eopnotsupp, x->pin_wait_ns, x->shatters,
 			x->collapses, x->pool_pages_returned, x->zaps,

@@ -1438,6 +1438,8 @@ static void collect(struct wl *w, struct wl_result *r)
 	r->iommu_at[2] = s.iommu_4k;
 	r->meta_bytes = s.meta_bytes;
 	r->vmemmap_bytes = s.vmemmap_bytes;
+	r->meta_peak_bytes = s.meta_peak_bytes;
+	r->vmemmap_peak_bytes = s.vmemmap_peak_bytes;
 	r->conversions = s.conversions;
 	r->eagain = s.eagain;
 	r->ebusy = s.ebusy;

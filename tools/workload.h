@@ -43,6 +43,8 @@ struct wl_result {
 	uint64_t guest_at[3];	/* 1g, 2m, 4k bytes mapped at the end */
 	uint64_t iommu_at[3];
 	uint64_t meta_bytes, vmemmap_bytes;
+	/* the most the file held at any moment of the run (prefault included) */
+	uint64_t meta_peak_bytes, vmemmap_peak_bytes;
 	uint64_t conversions;	/* successful gmem_convert() calls */
 	uint64_t convert_calls;	/* all calls, failed ones included */
 	uint64_t convert_p50, convert_p99, convert_max;	/* ns, every call */
