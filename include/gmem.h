@@ -72,7 +72,7 @@ enum gmem_policy {
 };
 
 /* The merge delay a b-adaptive file starts with, in conversions. */
-#define GMEM_MERGE_DELAY_DEFAULT 64
+#define GMEM_MERGE_DELAY_DEFAULT 8192
 
 enum gmem_attr {
 	GMEM_PRIVATE = 0,

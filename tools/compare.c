@@ -673,7 +673,7 @@ const char compare_help[] =
 	"                     buffers reallocated, I/Os, conversions,\n"
 	"                     balloon rounds)\n"
 	"  --merge-delay N    b-adaptive's merge delay, in conversions of the\n"
-	"                     file (default 64; 0 merges at once)\n"
+	"                     file (default 8192; 0 merges at once)\n"
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
 	"  --json             the JSON of docs/JSON.md on stdout, not the table\n"
