@@ -45,7 +45,7 @@
 			"guest_unmap_2m guest_unmap_4k guest_flushes " \
 			"iommu_map_1g iommu_map_2m iommu_map_4k " \
 			"iommu_unmap_1g iommu_unmap_2m iommu_unmap_4k " \
-			"iommu_flushes"
+			"iommu_flushes meta_peak_bytes vmemmap_peak_bytes"
 
 struct io {
 	uint64_t id;		/* the library's pin id */

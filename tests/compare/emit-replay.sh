@@ -22,23 +22,28 @@ for w in tdx-boot snp-boot vfio-snp io-churn pkvm-io vfio-longterm balloon \
 	snp-boot) size=3G ;;	# RAM above 4 GiB, accepted lazily
 	*) size=1G ;;
 	esac
-	for p in 4k a b-eager b-lazy; do
-		t=$tmp/$w-$p.trace
+	# b-adaptive:N runs with merge delay N, so that merges wait and
+	# happen within the short run too
+	for pd in 4k a b-eager b-lazy b-adaptive b-adaptive:4; do
+		p=${pd%%:*}
+		delay=()
+		[ "$p" != "$pd" ] && delay=(--merge-delay "${pd#*:}")
+		t=$tmp/$w-$pd.trace
 		runs=$((runs + 1))
 		if ! "$gmem" compare --workload "$w" --policy "$p" \
 			--guest-size "$size" --ops 400 --seed 7 --backing none \
-			--emit-trace "$t"; then
-			echo "emit failed: $w $p"
+			"${delay[@]}" --emit-trace "$t"; then
+			echo "emit failed: $w $pd"
 			fails=$((fails + 1))
 			continue
 		fi
 		if ! grep -q '^stats g ' "$t"; then
-			echo "no stats line in the trace of $w $p"
+			echo "no stats line in the trace of $w $pd"
 			fails=$((fails + 1))
 			continue
 		fi
 		if ! "$gmem" replay "$t" >"$tmp/out" 2>&1; then
-			echo "replay of $w $p failed:"
+			echo "replay of $w $pd failed:"
 			tail -n 3 "$tmp/out"
 			fails=$((fails + 1))
 		fi
