@@ -5,15 +5,17 @@
 # (model/gmem.pml) exhaustively with spin, and show that it can fail.
 #
 #   model/check.sh            the real model (safety + end states; no
-#                             cycles), then the broken variants, each of
-#                             which must produce a counterexample
+#                             cycles), policy b-lazy and policy b-adaptive
+#                             (-DADAPTIVE), then the broken variants, each
+#                             of which must produce a counterexample
 #   model/check.sh --full     also the LTL claims (safety; liveness under
-#                             weak fairness) and a wider configuration
+#                             weak fairness), wider configurations and
+#                             coverage probes
 #   model/check.sh --trail    also print each counterexample's events
 #
 # Exit 0 only if every real check passed and every broken variant failed;
 # 1 otherwise; 77 if spin (or a C compiler) is missing and cannot be
-# installed.  Runs two checks at a time.  Needs ~1 GB of memory (--full:
+# installed.  Runs two checks at a time.  Needs ~1.5 GB of memory (--full:
 # ~4 GB).  The last line is "N passed, N failed".
 
 set -u
@@ -119,11 +121,21 @@ report_real() {
 	fi
 }
 
-# report_broken NAME LABEL [reach]: a counterexample expected (reach: a
-# coverage probe, whose "counterexample" shows the behaviour happens)
+# report_broken NAME LABEL [reach [EXPECT]]: a counterexample expected
+# (reach: a coverage probe, whose "counterexample" shows the behaviour
+# happens; EXPECT: a fixed string that pan's error line must contain, so
+# that the variant fails for its own reason)
 report_broken() {
 	local d=$work/$1 out=$work/$1/out errs depth what steps reach=${3:-}
+	local expect=${4:-}
 	errs=$(field "$out" "errors:")
+	if [ -n "$expect" ] && [ -n "$errs" ] && [ "$errs" != 0 ] &&
+	   ! grep "^pan:1: " "$out" | grep -qF -- "$expect"; then
+		echo "model: $2: WRONG counterexample (expected one containing '$expect')"
+		grep "^pan:1: " "$out" | head -n1 | cut -c1-200 | sed 's/^/model:   /'
+		failed=$((failed + 1))
+		return
+	fi
 	if [ -n "$errs" ] && [ "$errs" != 0 ] && [ -f "$d/gmem.pml.trail" ]; then
 		depth=$(sed -n 's/.*(at depth \([0-9]*\)).*/\1/p' "$out" | head -n1)
 		what=$(sed -n 's/^pan:1: \(.*\) (at depth.*/\1/p' "$out" | head -n1 |
@@ -164,7 +176,16 @@ reach_names=([1]="EBUSY" [2]="EAGAIN" [3]="drain woken by an unpin, then ok"
 	[8]="merge into an intact private block"
 	[9]="pin of a private page: EFAULT"
 	[10]="fault on a private page: SIGBUS")
+# b-adaptive's probes (run with $ADAPTIVE)
+areach_names=([11]="b-adaptive: a long-term pin splits the block"
+	[12]="b-adaptive: a long-term pin fails with EAGAIN (another pin)"
+	[13]="b-adaptive: a period end merges the block"
+	[14]="b-adaptive: compact merges the block"
+	[15]="b-adaptive: a period end keeps the note of a page not aged")
 BFS="-DSAFETY -DNOCLAIM -DBFS"
+# Searches of a few thousand states: compiling pan.c at -O2 (2.5 s of CPU)
+# would take longer than the search, so these compile at -O0.
+QUICK="-O0"
 
 # The real model.  safety: assertions in every step (no PTE or pin on a
 # private page, structure, error semantics, all-or-nothing; no lost merge
@@ -173,6 +194,14 @@ BFS="-DSAFETY -DNOCLAIM -DBFS"
 # so none means every execution is finite.
 spawn real-cycles "" "-DNP -DNOCLAIM" "-l -w25"
 spawn real-safety "" "$SAFETY" "-w24"
+# Policy b-adaptive, the same checks plus its own (README.md), in a smaller
+# configuration (the budget of CI): host 0 makes one call (with two, 1.7e7
+# states: --full), the merge delay is 1; the cycle search has converters
+# of one call each (with two, 1.0e7 states: --full).  COLLAPSE halves the
+# memory at about the same time.
+ADAPTIVE="-DADAPTIVE -DHOST0_OPS=1"
+spawn adaptive-safety "$ADAPTIVE" "$SAFETY -DCOLLAPSE" "-w24"
+spawn adaptive-cycles "$ADAPTIVE -DCONV_OPS=1" "-DNP -DNOCLAIM -DCOLLAPSE" "-l -w24"
 # The broken variants, each one step removed from the same source:
 # shortest counterexamples (breadth-first).
 #   no-refcheck   drain() skips the refcount check: a pin on a private page
@@ -187,11 +216,26 @@ spawn real-safety "" "$SAFETY" "-w24"
 #                 which the cycle search reports
 #   infinite      timeout_ms < 0 (allowed by the API): a deadlock (see
 #                 README.md, "What the model found")
-spawn no-refcheck "-DBROKEN_NO_REFCHECK" "$BFS" ""
-spawn no-inval "-DBROKEN_NO_INVALIDATE_LOCK" "$BFS" ""
 spawn kick-no-loop "-DBROKEN_KICK_NO_LOOP -DNO_MERGE_FLAG_CHECK -DHOST0_OPS=1" "$BFS" ""
-spawn infinite "-DWITH_INFINITE_TIMEOUT" "$BFS" ""
-spawn kick-spins "-DBROKEN_KICK_SPINS" "-DNP -DNOCLAIM" "-l"
+spawn no-refcheck "-DBROKEN_NO_REFCHECK" "$BFS $QUICK" ""
+spawn no-inval "-DBROKEN_NO_INVALIDATE_LOCK" "$BFS $QUICK" ""
+spawn infinite "-DWITH_INFINITE_TIMEOUT" "$BFS $QUICK" ""
+spawn kick-spins "-DBROKEN_KICK_SPINS" "-DNP -DNOCLAIM $QUICK" "-l"
+# b-adaptive's broken variants:
+#   no-split-before-pin  a long-term pin of part of an intact block does
+#                 not split it: a conversion of the other page gets EBUSY
+#                 (check.c's "no long-term pin on part of an intact folio"
+#                 is off, or it would catch the pin itself first)
+#   split-no-refcheck  the pin splits the block although a short-term pin
+#                 holds it: block_split()'s GM_BUG_ON
+#   merge-ignores-age  a period end merges a noted block whatever its
+#                 page's age: too early (D = 2: with D = 1 the first wait
+#                 is one tick, which every merge has had)
+# (--full adds two more, whose shortest counterexamples need a second
+# merge: merge-drops-waiting and merge-no-backoff, below.)
+spawn no-split-before-pin "$ADAPTIVE -DBROKEN_NO_SPLIT_BEFORE_PIN -DNO_LT_PART_CHECK" "$BFS $QUICK" ""
+spawn split-no-refcheck "$ADAPTIVE -DBROKEN_SPLIT_NO_REFCHECK" "$BFS $QUICK" ""
+spawn merge-ignores-age "$ADAPTIVE -DBROKEN_MERGE_IGNORES_AGE -DMERGE_DELAY=2" "$BFS $QUICK" ""
 if [ "$full" = 1 ]; then
 	spawn ltl-safety "" "-DSAFETY -DCOLLAPSE" "-N safety -w24"
 	spawn ltl-live "" "-DNFAIR=3 -DCOLLAPSE" "-a -f -N conv_ends -w24"
@@ -203,25 +247,56 @@ if [ "$full" = 1 ]; then
 	for n in "${!reach_names[@]}"; do
 		spawn "reach-$n" "-DREACH=$n" "$BFS" ""
 	done
+	# b-adaptive: host 0 makes two calls; long- or short-term pins
+	# by either host; a merge delay of 2; none (D = 0, as b-lazy)
+	spawn adaptive-wide "-DADAPTIVE" "$SAFETY -DCOLLAPSE" "-w25"
+	spawn adaptive-cycles2 "$ADAPTIVE" "-DNP -DNOCLAIM -DCOLLAPSE" "-l -w24"
+	spawn adaptive-anypin "$ADAPTIVE -DHOST_ANY_PIN" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn adaptive-d2 "$ADAPTIVE -DMERGE_DELAY=2" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn adaptive-d0 "$ADAPTIVE -DMERGE_DELAY=0" "$SAFETY -DCOLLAPSE" "-w24"
+	for n in "${!areach_names[@]}"; do
+		spawn "areach-$n" "$ADAPTIVE -DREACH=$n" "$BFS" ""
+	done
+	# merge-drops-waiting: a period end drops the note of a block whose
+	# page has not aged: once aged, the block stays split.  merge-no-backoff:
+	# a merge does not lengthen the page's next wait: the second merge
+	# comes too early.
+	spawn merge-drops-waiting "$ADAPTIVE -DBROKEN_MERGE_DROPS_WAITING" "$BFS" ""
+	spawn merge-no-backoff "$ADAPTIVE -DBROKEN_MERGE_NO_BACKOFF" "$BFS" ""
 fi
 wait
 
 report_real real-safety "real: safety+deadlock"
 report_real real-cycles "real: no cycles (every run ends)"
+report_real adaptive-safety "b-adaptive: safety+deadlock"
+report_real adaptive-cycles "b-adaptive(converters: 1 call): no cycles (every run ends)"
 if [ "$full" = 1 ]; then
 	report_real ltl-safety "real: ltl [] no private access"
 	report_real ltl-live "real: ltl <> all conversions returned (weak fairness)"
 	report_real wide-safety "real(wide): safety+deadlock"
 	report_real noinval-safe "variant(no-invalidate-lock, no EAGAIN check): safety+deadlock"
+	report_real adaptive-wide "b-adaptive(host 0: 2 calls): safety+deadlock"
+	report_real adaptive-cycles2 "b-adaptive(converters: 2 calls): no cycles"
+	report_real adaptive-anypin "b-adaptive(any pin): safety+deadlock"
+	report_real adaptive-d2 "b-adaptive(D=2): safety+deadlock"
+	report_real adaptive-d0 "b-adaptive(D=0): safety+deadlock"
 fi
 report_broken no-refcheck "broken(no-refcheck)"
 report_broken no-inval "broken(no-invalidate-lock)"
 report_broken kick-no-loop "broken(kick-no-loop)"
 report_broken kick-spins "broken(kick-spins)"
 report_broken infinite "hazard(infinite-timeout)"
+report_broken no-split-before-pin "broken(b-adaptive, no-split-before-pin)" "" "pinlt["
+report_broken split-no-refcheck "broken(b-adaptive, split-no-refcheck)" "" "((ref[2]==1)&&(map[2]==0))"
+report_broken merge-ignores-age "broken(b-adaptive, merge-ignores-age)" "" "violated (gage>=("
 if [ "$full" = 1 ]; then
+	report_broken merge-drops-waiting "broken(b-adaptive, merge-drops-waiting)" "" "&&(gage>=("
+	report_broken merge-no-backoff "broken(b-adaptive, merge-no-backoff)" "" "violated (gage>=("
 	for n in "${!reach_names[@]}"; do
 		report_broken "reach-$n" "reach($n: ${reach_names[$n]})" reach
+	done
+	for n in "${!areach_names[@]}"; do
+		report_broken "areach-$n" "reach($n: ${areach_names[$n]})" reach
 	done
 fi
 

@@ -1,6 +1,7 @@
 /*
  * gmem.pml - a Promela model of gmem's shared/private conversion protocol
- * (policy b-lazy), checked with spin by model/check.sh.
+ * (policy b-lazy; with -DADAPTIVE, policy b-adaptive), checked with spin
+ * by model/check.sh.
  *
  * One huge folio of NSUB = 2 subpages.  While intact it is folio INTACT;
  * once split (file_split_for() -> block_split()) it is two order-0 folios,
@@ -19,6 +20,16 @@
  * try-lock can observe every holder.  merge_pending is read outside f->lock
  * (file_kick_merges()), each as its own step.  See model/README.md.
  *
+ * ADAPTIVE: policy b-adaptive instead (docs/DECISIONS.md, "Policy
+ * b-adaptive"): a long-term pin takes the invalidate lock exclusively and
+ * splits an intact block it covers in part (file_split_for_pin(): EAGAIN
+ * if another pin is on it); merges wait for period ends counted in
+ * conversions (file_merge_tick()) and for the huge page to have gone
+ * untouched for D << backoff of them, the backoff growing with each merge
+ * (file_run_merges()); gmem_file_compact() merges at once.  A
+ * fifth process (ticker) converts pages of another block of the file (a
+ * tick that touches nothing here) or compacts.  At the end, init compacts.
+ *
  * Build-time switches (spin -D...):
  *   BROKEN_NO_REFCHECK        drain() skips the refcount/mapcount check
  *   BROKEN_NO_INVALIDATE_LOCK faults and pins skip the invalidate lock
@@ -29,6 +40,20 @@
  *                             is left split, not that no note was lost
  *   REACH=n                   coverage probe: fail at REACHED(n)
  *   WITH_INFINITE_TIMEOUT     converters may also pass timeout_ms < 0
+ * With ADAPTIVE:
+ *   BROKEN_NO_SPLIT_BEFORE_PIN   a long-term pin of part of an intact block
+ *                                does not split it
+ *   BROKEN_SPLIT_NO_REFCHECK     ... splits it even when another pin is on it
+ *   BROKEN_MERGE_IGNORES_AGE     a period end merges noted blocks whatever
+ *                                their page's age (huge_aged() true)
+ *   BROKEN_MERGE_DROPS_WAITING   a period end drops the notes of blocks
+ *                                whose page has not aged (keep left out)
+ *   BROKEN_MERGE_NO_BACKOFF      a merge does not add to the page's backoff
+ *   NO_LT_PART_CHECK             drop check.c's "no long-term pin on part
+ *                                of an intact folio" from the structure check
+ *   MERGE_DELAY=1                D: conversions per period (0: merges at
+ *                                once, as b-lazy)
+ *   TICK_OPS=1                   calls of the fifth process
  * Configuration (defaults: the run check.sh makes):
  *   HOST0_OPS=2, HOST1_OPS=1  calls per host process (plus a last unpin)
  *   CONV_OPS=2                gmem_convert() calls per converter
@@ -109,6 +134,31 @@ bool merge_pending;
 /* converters that have returned from all their calls (liveness) */
 byte conv_done;
 
+#ifndef MERGE_DELAY
+#define MERGE_DELAY 1		/* D: ticks (conversions) per period */
+#endif
+#ifndef TICK_OPS
+#define TICK_OPS 1		/* calls of the ticker process */
+#endif
+#ifndef MERGE_BACKOFF_MAX
+#define MERGE_BACKOFF_MAX 16	/* folio.c: the most a page's wait doubles */
+#endif
+#ifdef ADAPTIVE
+/* b-adaptive's merge hysteresis: f->merge_clock modulo D (clk: a period
+ * ends when it wraps to 0); the huge page's age, f->merge_clock -
+ * h->touched (ticks since file_note_merge() last touched it); and its
+ * h->backoff (merges at period ends, up to MERGE_BACKOFF_MAX) */
+byte clk;
+byte age;
+byte backoff;
+/* Ghosts, by the design's definitions (docs/DECISIONS.md), for the
+ * hysteresis checks: gage, ticks since the last touch of the page (a
+ * conversion that overlaps it and finds pages to change, or an unpin of a
+ * page in its split block); gback, its merges at period ends. */
+byte gage;
+byte gback;
+#endif
+
 /* Scratch of one d_step (loop counters, a folio id, drain()'s offending
  * folio): written before read inside one indivisible step and zeroed at
  * its end (CHECK), so they never split states.  (Not "hidden": pan's BFS,
@@ -137,6 +187,13 @@ byte i, k, F, bad;
 /* small_quiet(): only the file's reference */
 #define QUIET(F)	(ref[F] == 1 && map[F] == 0)
 #define PINNED(h)	(pinf[(h) * NSUB] != 0 || pinf[(h) * NSUB + 1] != 0)
+/* a split block that may merge now: uniform (block_mergeable()), and its
+ * parts hold only the file's reference (small_quiet()) */
+#define MERGEABLE	(split && attr[0] == attr[1] && QUIET(0) && QUIET(1))
+/* b-adaptive's promise: a conversion's EBUSY has a long-term pin on a page
+ * of its own range [lo, hi] */
+#define LT_AT(h, s)	(pinlt[h] && pinf[(h) * NSUB + (s)] != 0 && IN(s))
+#define LT_IN_RANGE	(LT_AT(0, 0) || LT_AT(0, 1) || LT_AT(1, 0) || LT_AT(1, 1))
 
 /* The safety rule: no host PTE and no pin on a private subpage. */
 #define PTE_PRIV(i)	(pte[i] != 0 && attr[(i) % NSUB] == PRIVATE)
@@ -159,11 +216,20 @@ byte i, k, F, bad;
 #define LIVE(F)		((F) == INTACT -> !split : split)
 #define COUNTS_OK(F)	(ref[F] == LIVE(F) + NPTE(F) + NPIN(F) && \
 			 map[F] == NPTE(F) && pinc[F] == NPIN(F) && lt[F] == NLT(F))
+/* b-adaptive (check.c, pin_visit()): no long-term pin holds part of an
+ * intact folio (NO_LT_PART_CHECK: not checked) */
+#if defined(ADAPTIVE) && !defined(NO_LT_PART_CHECK)
+#define LT_PART(h)	(!split && pinlt[h] && \
+			 ((pinf[(h) * NSUB] != 0) != (pinf[(h) * NSUB + 1] != 0)))
+#define ADAPTIVE_OK	(!LT_PART(0) && !LT_PART(1))
+#else
+#define ADAPTIVE_OK	true
+#endif
 #define STRUCTURE_OK \
 	(PTE_CUR(0) && PTE_CUR(1) && PTE_CUR(2) && PTE_CUR(3) && \
 	 PIN_CUR(0) && PIN_CUR(1) && PIN_CUR(2) && PIN_CUR(3) && \
 	 (split || attr[0] == attr[1]) && \
-	 COUNTS_OK(0) && COUNTS_OK(1) && COUNTS_OK(INTACT))
+	 COUNTS_OK(0) && COUNTS_OK(1) && COUNTS_OK(INTACT) && ADAPTIVE_OK)
 
 /* Coverage probes: with -DREACH=n, reaching REACHED(n) fails an assertion,
  * so pan shows that the marked behaviour happens (check.sh --full). */
@@ -200,37 +266,165 @@ inline rdunlock()
 #endif
 }
 
+/* invalidate_lock(): pthread_rwlock_wrlock, inside an atomic sequence.
+ * Free: taken at once.  Held: the writer queues (new readers now wait:
+ * writers are preferred) and takes it when it is free (the atomic sequence
+ * ends while the guard blocks). */
+inline wrlock()
+{
+	if
+	:: readers == 0 && inv_writer == 0 ->
+		inv_writer = _pid + 1
+	:: else ->
+		wwait++;
+		readers == 0 && inv_writer == 0 ->
+			inv_writer = _pid + 1;
+			wwait--
+	fi
+}
+
 /* ------------------------------------------------- merges (folio.c, file.c) */
 
-/* file_note_merge(): remember the block; merge_pending = true (release) */
+/* file_note_merge(): remember the block (f->merge_todo); merge_pending =
+ * true (release).  b-adaptive with a delay: a touch instead (the huge
+ * page's wait starts again), and nothing is pending: merges wait for a
+ * period's end. */
 inline note_merge()
 {
 	merge_todo = true;
+#if !defined(ADAPTIVE) || MERGE_DELAY == 0
 	merge_pending = true
+#else
+	age = 0			/* h->touched = f->merge_clock */
+#endif
 }
 
+/* try_merge_2m() -> block_unsplit(): no PTE, no pin on either part (they
+ * hold only the file's reference), one attribute */
+inline merge_block()
+{
+	ref[0] = 0;
+	ref[1] = 0;
+	ref[INTACT] = 1;
+	split = false;
+	if
+	:: attr[0] == PRIVATE -> REACHED(8)
+	:: else
+	fi;
+	printf("  merge: the block is intact again\n")
+}
+
+#ifndef ADAPTIVE
 /* file_run_merges() -> try_merge_2m() -> block_unsplit().  Context:
  * invalidate lock exclusive, f->lock. */
-inline run_merges()
+inline run_merges(now, compact)
 {
 	assert(inv_writer == _pid + 1 && flock == _pid + 1);
 	merge_pending = false;
 	if
 	:: merge_todo && split && attr[0] == attr[1] && QUIET(0) && QUIET(1) ->
-		/* no PTE, no pin on either part: they hold only the file's ref */
-		ref[0] = 0;
-		ref[1] = 0;
-		ref[INTACT] = 1;
-		split = false;
-		if
-		:: attr[0] == PRIVATE -> REACHED(8)
-		:: else
-		fi;
-		printf("  merge: the block is intact again\n")
+		merge_block()
 	:: else
 	fi;
 	merge_todo = false
 }
+#else
+/* the ghosts: a touch of the page by the design's definition, a tick */
+#if MERGE_DELAY > 0
+#define GTOUCH		gage = 0
+#define GTICK		gage = (gage < 255 -> gage + 1 : gage)
+#else
+#define GTOUCH		skip
+#define GTICK		skip
+#endif
+/* what the design allows: merge once untouched for D << merges ticks */
+#define GAGED		(gage >= (MERGE_DELAY << gback))
+/* huge_aged(): the page has not been touched for D << backoff ticks */
+#ifdef BROKEN_MERGE_IGNORES_AGE
+#define AGED		true
+#else
+#define AGED		(age >= (MERGE_DELAY << backoff))
+#endif
+
+/*
+ * file_run_merges(), b-adaptive.  @now: a period ended (f->merge_now, set
+ * by file_merge_tick()); @compact: gmem_file_compact() (f->merge_compact).
+ *   not a period end, not compact: nothing (the note waits);
+ *   compact: every block that may merge, run_merges_in(f, 0, nr_pages);
+ *     the notes are dropped (merge_todo = keep, empty);
+ *   D = 0: the noted block, now, as b-lazy;
+ *   a period end: run_merges_aged() over the noted range: a split block
+ *     whose page has not aged keeps its note; one that has is tried, and a
+ *     merge there adds one to the page's backoff; the note goes.
+ * Context: invalidate lock exclusive, f->lock.
+ */
+inline run_merges(now, compact)
+{
+	assert(inv_writer == _pid + 1 && flock == _pid + 1);
+	merge_pending = false;
+	if
+	:: compact ->
+		if
+		:: MERGEABLE -> REACHED(14); merge_block()
+		:: else
+		fi;
+		merge_todo = false
+#if MERGE_DELAY == 0
+	:: !compact ->
+		if
+		:: merge_todo && MERGEABLE -> merge_block()
+		:: else
+		fi;
+		merge_todo = false
+#else
+	:: !compact && !(now) -> skip
+	:: !compact && (now) ->
+		if
+		:: merge_todo && split && !AGED ->
+			REACHED(15)	/* not aged: the note is kept */
+#ifdef BROKEN_MERGE_DROPS_WAITING
+			; merge_todo = false
+#endif
+		:: merge_todo && split && AGED ->
+			if
+			:: MERGEABLE ->
+				/* no early merge: the page has waited as long
+				 * as the design asks */
+				assert(GAGED);
+				REACHED(13);
+				merge_block();
+#ifndef BROKEN_MERGE_NO_BACKOFF
+				if
+				:: backoff < MERGE_BACKOFF_MAX -> backoff++
+				:: else
+				fi;
+#endif
+				gback = (gback < MERGE_BACKOFF_MAX -> gback + 1 : gback)
+			:: else
+			fi;
+			merge_todo = false
+		:: else ->
+			merge_todo = false	/* intact, or not noted */
+		fi;
+		/* no late merge: a block that may merge, in a page that has
+		 * waited as long as the design asks, has merged */
+		assert(!(MERGEABLE && GAGED))
+#endif
+	fi
+}
+#endif
+
+/* file_merge_tick(): a conversion that found pages to change ticks the
+ * file's clock (the page ages); every D ticks a period ends (clk == 0) */
+#if defined(ADAPTIVE) && MERGE_DELAY > 0
+#define MERGE_TICK	clk = (clk + 1) % MERGE_DELAY; \
+			age = (age < 255 -> age + 1 : age); \
+			GTICK
+#define PERIOD_END	(clk == 0)
+#else
+#define MERGE_TICK	skip
+#define PERIOD_END	false
+#endif
 
 /*
  * file_kick_merges(): called after every release of the invalidate lock
@@ -255,7 +449,7 @@ inline kick_merges()
 					REACHED(6)	/* a noted merge runs here */
 				:: else
 				fi;
-				run_merges();
+				run_merges(false, false);
 				CHECK;
 				flock = 0
 			};
@@ -294,10 +488,6 @@ inline block_split()
 	ref[0] = 1;
 	ref[1] = 1;
 	split = true;
-	if
-	:: to == SHARED -> REACHED(7)	/* an intact private block splits */
-	:: else
-	fi;
 	printf("  split: the block becomes two 4K folios\n")
 }
 
@@ -362,7 +552,12 @@ inline first_unexpected()
 inline commit()
 {
 	if
-	:: !split && !(lo == 0 && hi == NSUB - 1) -> block_split()
+	:: !split && !(lo == 0 && hi == NSUB - 1) ->
+		if
+		:: to == SHARED -> REACHED(7)	/* an intact private block splits */
+		:: else
+		fi;
+		block_split()
 	:: else
 	fi;
 	if
@@ -409,8 +604,12 @@ inline convert_section_end()
 	fi;
 	if
 	:: ret == R_OK || ret == R_EBUSY || ret == R_EAGAIN ->
-		note_merge();
-		run_merges()
+#ifdef ADAPTIVE
+		GTOUCH;			/* the range overlaps the block */
+#endif
+		note_merge();		/* file_note_merge() */
+		MERGE_TICK;		/* file_merge_tick() */
+		run_merges(PERIOD_END, false)	/* file_run_merges() */
 	:: else
 	fi;
 	CHECK;
@@ -489,20 +688,8 @@ proctype converter(byte c)
 			:: tmo = T_FOREVER
 #endif
 			fi;
-			/* file_enter() -> invalidate_lock(): pthread_rwlock_wrlock.
-			 * Free: taken at once.  Held: the writer queues (new
-			 * readers now wait: writers are preferred) and takes it
-			 * when it is free (the atomic sequence ends while the
-			 * guard blocks). */
-			if
-			:: readers == 0 && inv_writer == 0 ->
-				inv_writer = _pid + 1
-			:: else ->
-				wwait++;
-				readers == 0 && inv_writer == 0 ->
-					inv_writer = _pid + 1;
-					wwait--
-			fi;
+			/* file_enter() -> invalidate_lock() */
+			wrlock();
 			printf("conv%d: invalidate lock exclusive (P%d)\n", c, _pid)
 		};
 
@@ -520,7 +707,14 @@ proctype converter(byte c)
 					drain_zap();
 					first_longterm();
 					if
-					:: bad != 0 -> ret = R_EBUSY
+					:: bad != 0 -> ret = R_EBUSY;
+#ifdef ADAPTIVE
+						/* b-adaptive: never for a long-term
+						 * pin outside the range */
+						assert(LT_IN_RANGE)
+#else
+						skip
+#endif
 					:: else -> drain_decide()
 					fi
 				:: else ->
@@ -577,6 +771,9 @@ inline unpin_locked()
 				F = pinf[h * NSUB + k] - 1;	/* folio_unpin() */
 				if
 				:: F != INTACT -> kick = true	/* pin_may_merge() */
+#ifdef ADAPTIVE
+					; GTOUCH	/* a page of a split block */
+#endif
 				:: else
 				fi;
 				ref[F]--;
@@ -605,11 +802,56 @@ inline unpin_locked()
 
 #define OP_FAULT	1
 #define OP_PIN		2
+#define OP_LTPIN	3	/* b-adaptive: a long-term pin, lock exclusive */
+
+/*
+ * b-adaptive, gmem_pin() with GMEM_PIN_LONGTERM, after pin_check():
+ * file_split_for_pin() splits an intact block that [lo, hi] covers in part,
+ * by block_split_for_pin(): EAGAIN (perr) if a reference beyond the
+ * file's and the entries' is on it, tested before anything changes; else
+ * zap its entries in every mm, test again, and split.  Context:
+ * invalidate lock exclusive, f->lock.
+ */
+#ifdef BROKEN_SPLIT_NO_REFCHECK
+#define PIN_SPLIT_REFS_OK	true
+#else
+#define PIN_SPLIT_REFS_OK	(ref[INTACT] - map[INTACT] == 1)
+#endif
+inline lt_split_before_pin()
+{
+	assert(inv_writer == _pid + 1 && flock == _pid + 1);
+#ifndef BROKEN_NO_SPLIT_BEFORE_PIN
+	if
+	:: !split && !(lo == 0 && hi == NSUB - 1) ->
+		if
+		:: !PIN_SPLIT_REFS_OK ->
+			/* another pin holds it; nothing changed */
+			assert(pinc[INTACT] > 0);
+			REACHED(12);
+			perr = true
+		:: else ->
+			zap_folio(INTACT);
+#ifndef BROKEN_SPLIT_NO_REFCHECK
+			/* the second test (ref != 1 || mapcount: EAGAIN)
+			 * never fails: only entries were left, and the zap
+			 * removed them all */
+			assert(ref[INTACT] == 1 && map[INTACT] == 0);
+#endif
+			REACHED(11);
+			block_split()
+		fi
+	:: else
+	fi
+#else
+	skip
+#endif
+}
 
 proctype host(byte h)
 {
 	byte n, op, s, lo, hi;
 	bool longterm;
+	bool perr;		/* b-adaptive: the long-term pin fails (EAGAIN) */
 	bool kick;		/* this call must run file_kick_merges() */
 
 	do
@@ -665,7 +907,17 @@ proctype host(byte h)
 			 * (FOLL_LONGTERM) */
 			longterm = (h == 1);
 #endif
+#ifdef ADAPTIVE
+			/* b-adaptive: a long-term pin is a setup call: it
+			 * takes the invalidate lock exclusively */
+			if
+			:: longterm -> op = OP_LTPIN; wrlock();
+				printf("host%d: invalidate lock exclusive (P%d, long-term pin)\n", h, _pid)
+			:: else -> rdlock()
+			fi
+#else
 			rdlock()
+#endif
 		   };
 		   d_step {
 			/* ... all or nothing, under f->lock */
@@ -677,6 +929,16 @@ proctype host(byte h)
 				printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm);
 				REACHED(9)
 			:: else ->
+#ifdef ADAPTIVE
+				if
+				:: longterm -> lt_split_before_pin()
+				:: else
+				fi;
+				if
+				:: perr ->
+					printf("host%d: pin [%d,%d] longterm=%d: EAGAIN\n", h, lo, hi, longterm)
+				:: else ->
+#endif
 				printf("host%d: pin [%d,%d] longterm=%d: ok\n", h, lo, hi, longterm);
 				for (k : 0 .. NSUB - 1) {
 					if
@@ -700,9 +962,12 @@ proctype host(byte h)
 					fi
 				}
 				pinlt[h] = longterm
+#ifdef ADAPTIVE
+				fi
+#endif
 			fi;
 			CHECK;
-			lo = 0; hi = 0; longterm = false;
+			lo = 0; hi = 0; longterm = false; perr = false;
 			flock = 0
 		   }
 		:: unpin_locked()		/* gmem_unpin(): op stays 0 */
@@ -711,7 +976,10 @@ proctype host(byte h)
 		 * an unpin kicks only if it noted a merge */
 		atomic {
 			if
-			:: op != 0 -> rdunlock(); kick = true	/* not after an unpin */
+			:: op == OP_FAULT || op == OP_PIN ->
+				rdunlock(); kick = true	/* not after an unpin */
+			:: op == OP_LTPIN ->
+				inv_writer = 0; kick = true	/* invalidate_unlock() */
 			:: else
 			fi;
 			op = 0;
@@ -733,6 +1001,52 @@ proctype host(byte h)
 	fi
 }
 
+#ifdef ADAPTIVE
+/*
+ * b-adaptive: calls on the rest of the file.  Each takes the invalidate
+ * lock exclusively (file_enter()) and is either a gmem_convert() of pages
+ * in another block (it finds pages to change: a tick, which touches
+ * nothing here; its own block is left out) or gmem_file_compact().  Then
+ * invalidate_unlock() and its kick.
+ */
+proctype ticker()
+{
+	byte n;
+
+	do
+	:: n == TICK_OPS -> break
+	:: else ->
+		atomic {
+			wrlock();
+			printf("tick: invalidate lock exclusive (P%d)\n", _pid)
+		};
+		if
+		:: d_step {
+			flock == 0 -> flock = _pid + 1;
+			/* gmem_convert() of another block: it found pages to
+			 * change; its note is not about this block */
+			printf("tick: convert pages of another block: ok\n");
+			MERGE_TICK;			/* file_merge_tick() */
+			run_merges(PERIOD_END, false);	/* file_run_merges() */
+			CHECK;
+			flock = 0 }
+		:: d_step {
+			flock == 0 -> flock = _pid + 1;
+			/* gmem_file_compact() */
+			printf("tick: compact\n");
+			run_merges(false, true);
+			CHECK;
+			flock = 0 }
+		fi;
+		atomic {
+			inv_writer = 0;
+			n++
+		};
+		kick_merges()
+	od
+}
+#endif
+
 /* ---------------------------------------------------------------- init */
 
 init
@@ -753,6 +1067,9 @@ init
 		run converter(1);
 		run host(0);
 		run host(1)
+#ifdef ADAPTIVE
+		; run ticker()
+#endif
 	};
 
 	/* every process has returned (a deadlock leaves one blocked: pan's
@@ -761,11 +1078,36 @@ init
 	assert(readers == 0 && inv_writer == 0 && wwait == 0 && flock == 0 &&
 	       !cv_waiting);
 	assert(NO_PRIVATE_ACCESS && STRUCTURE_OK);
+#ifndef ADAPTIVE
 	/* no block that may merge is left split (HVO never restored) ... */
 	assert(!(split && attr[0] == attr[1] && QUIET(0) && QUIET(1)));
 #ifndef NO_MERGE_FLAG_CHECK
 	/* ... because no noted merge was lost */
 	assert(!merge_pending && !merge_todo)
+#endif
+#else
+#if MERGE_DELAY == 0
+	/* b-adaptive without a delay: as b-lazy */
+	assert(!MERGEABLE);
+	assert(!merge_pending && !merge_todo);
+#else
+	/* b-adaptive: a block that may merge may be left split, waiting for
+	 * its page to age, but then it is still noted (a period end after
+	 * D << backoff ticks without a touch merges it), and no merge is
+	 * ever pending */
+	assert(!MERGEABLE || merge_todo);
+	assert(!merge_pending);
+#endif
+	/* and gmem_file_compact() merges it at once */
+	atomic {
+		wrlock();
+		flock = _pid + 1;
+		run_merges(false, true);
+		CHECK;
+		flock = 0;
+		inv_writer = 0
+	};
+	assert(!MERGEABLE)
 #endif
 }
 
