@@ -305,8 +305,9 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * huge folio that the range covers only in part (1G -> 2M, then 2M -> 4K,
  * as far as needed), zapping the folio's host entries as a split must; if
  * another pin holds such a folio it cannot be split and the call fails
- * with -EAGAIN (the zapped entries stay zapped, as after a failing
- * conversion; they refault).
+ * with -EAGAIN (found before that folio is zapped; a folio split and
+ * zapped before it, in another huge page of the range, is merged back but
+ * its entries stay zapped, as after a failing conversion; they refault).
  *
  * Context: takes the invalidate lock shared (exclusively for a long-term
  * pin under GMEM_POLICY_B_ADAPTIVE); may sleep.

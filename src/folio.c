@@ -839,8 +839,8 @@ static int block_split_for_pin(struct gfile *f, struct ghuge *h,
 		return -EAGAIN;
 	if (folio_mapcount(fo))
 		zap_range(f, fo->index, fo->index + folio_nr_pages(fo));
-	if (folio_ref_count(fo) != 1 || folio_mapcount(fo))
-		return -EAGAIN;
+	/* a zap removes every entry and the references they held, so only
+	 * the file's is left (block_split() asserts it) */
 	return block_split(f, h, b, order, index, data);
 }
 
@@ -1073,13 +1073,17 @@ static bool run_merges_in(struct gfile *f, uint64_t s, uint64_t e)
 	return merged;
 }
 
+/* The longest wait: ages are 32-bit, so a longer one would never end. */
+#define MERGE_WAIT_MAX (1ULL << 31)
+
 /* Whether b-adaptive huge page @h has waited long enough to merge. */
 static bool huge_aged(const struct gfile *f, const struct ghuge *h)
 {
 	/* unsigned: the 32-bit clock's wrap gives the right age */
 	uint64_t age = (uint32_t)(f->merge_clock - h->touched);
 
-	return age >= (uint64_t)f->merge_delay << h->backoff;
+	return age >= MIN((uint64_t)f->merge_delay << h->backoff,
+			  MERGE_WAIT_MAX);
 }
 
 /*
