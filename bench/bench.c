@@ -89,11 +89,19 @@
  *                             by gmem_unpin() of its id, on one thread in
  *                             batches.  Target: >= 20 million pairs per
  *                             second on one core.
- *   pin+unpin.4k.b-lazy.2M.2t the same on two threads at once, pinned to
- *                             two CPUs, each on its own page in its own
- *                             2 MiB huge page of one file through one mm;
- *                             ns/op and ops/s are aggregates of both
- *                             (wall time / total pairs).
+ *   scale.<op>.b-lazy.1t.<layout> / scale.<op>.b-lazy.2t.<layout>
+ *                             <op> (pin+unpin of one 4K page; gmem_fault()
+ *                             of a page whose PTE is present;
+ *                             gmem_host_read() of one byte) on one thread,
+ *                             then on two threads at once pinned to two
+ *                             CPUs, each on its own page in its own 2 MiB
+ *                             huge page: of one file through one mm
+ *                             (1file), or each of its own file and mm in
+ *                             one pool (2files).  The samples alternate in
+ *                             one run.  The 2t row's ns/op and ops/s are
+ *                             aggregates (wall time / operations of both);
+ *                             its ratio is throughput, 2t over 1t (2.0 is
+ *                             perfect scaling).  Target: >= 1.8.
  *
  * Usage: bench [--quick] [--json] [--filter SUBSTR]
  *   --quick    few runs (a smoke test; a few seconds)
@@ -192,14 +200,16 @@ enum target_kind {
 	T_NONE,
 	T_RATIO_MAX,	/* ratio to the anchor <= value */
 	T_OPS_MIN,	/* operations per second >= value */
+	T_SCALE_MIN,	/* throughput over the anchor's (1 thread) >= value */
 };
 
 struct result {
-	char name[48];
+	char name[64];
 	double ns;		/* median ns per operation */
 	unsigned int runs;	/* samples */
 	unsigned int batch;	/* operations per sample */
 	const char *anchor;	/* name of the anchor result, or NULL */
+	char anchor_name[64];	/* its copy (the caller's may not live on) */
 	double anchor_ns;	/* the anchor's figure if it is not a result */
 	enum target_kind tk;
 	double tv;
@@ -248,7 +258,10 @@ static struct result *report(const char *name, double *samples,
 	r->ns = median(samples, n);
 	r->runs = n;
 	r->batch = batch;
-	r->anchor = anchor;
+	if (anchor) {
+		snprintf(r->anchor_name, sizeof(r->anchor_name), "%s", anchor);
+		r->anchor = r->anchor_name;
+	}
 	return r;
 }
 
@@ -264,6 +277,9 @@ static double ratio_of(const struct result *r)
 {
 	const struct result *a = find_result(r->anchor);
 
+	/* a scaling row's ratio is throughput: the anchor's time over its */
+	if (a && a->ns > 0 && r->tk == T_SCALE_MIN)
+		return a->ns / r->ns;
 	if (a && a->ns > 0)
 		return r->ns / a->ns;
 	return r->anchor_ns > 0 ? r->ns / r->anchor_ns : -1;
@@ -279,6 +295,8 @@ static int target_met(const struct result *r)
 		return ratio < 0 ? -1 : ratio <= r->tv;
 	case T_OPS_MIN:
 		return 1e9 / r->ns >= r->tv;
+	case T_SCALE_MIN:
+		return ratio < 0 ? -1 : ratio >= r->tv;
 	default:
 		return -1;
 	}
@@ -292,6 +310,9 @@ static void target_text(const struct result *r, char *buf, size_t len)
 		break;
 	case T_OPS_MIN:
 		snprintf(buf, len, ">= %.0f Mops/s", r->tv / 1e6);
+		break;
+	case T_SCALE_MIN:
+		snprintf(buf, len, "thr. >= %.2gx", r->tv);
 		break;
 	default:
 		snprintf(buf, len, "-");
@@ -1014,73 +1035,175 @@ out:
 	free(s);
 }
 
-struct pin_worker {
-	struct gctx *c;
+/* --------------------------------------------------- 2-thread scaling */
+
+/*
+ * One thread's view of a scaling benchmark: its own context (the same
+ * pool, file and mm as the other thread's, or its own file and mm in the
+ * same pool) and its own page, in a huge page of its own.
+ */
+struct scale_side {
+	struct gmem_pool *pool;
+	struct gmem_file *file;
+	struct gmem_mm *mm;
+	uint64_t off;
+};
+
+enum scale_op { SCALE_PIN, SCALE_FAULT, SCALE_READ, NR_SCALE_OPS };
+
+static const char *const scale_op_name[NR_SCALE_OPS] = {
+	"pin+unpin", "fault", "host-read",
+};
+
+static void scale_loop(const struct scale_side *x, enum scale_op op,
+		       unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		void *page;
+		uint64_t id;
+		uint8_t v;
+
+		switch (op) {
+		case SCALE_PIN:
+			G(gmem_pin(x->mm, x->file, x->off, PG, 0, &id, &page));
+			G(gmem_unpin(x->pool, id));
+			break;
+		case SCALE_FAULT:
+			G(gmem_fault(x->mm, x->file, x->off, 0));
+			break;
+		default:
+			G(gmem_host_read(x->mm, x->file, x->off, &v));
+			break;
+		}
+	}
+}
+
+struct scale_worker {
+	const struct scale_side *side;
+	enum scale_op op;
 	pthread_barrier_t *bar;
 	unsigned int rounds;
 };
 
-static void *pin_worker_fn(void *arg)
+static void *scale_worker_fn(void *arg)
 {
-	struct pin_worker *w = arg;
+	struct scale_worker *w = arg;
 
 	pin_self(opt.cpu[1]);
 	for (unsigned int r = 0; r < w->rounds; r++) {
 		pthread_barrier_wait(w->bar);
-		pin_unpin_loop(w->c, GMEM_2M, opt.pin_batch);
+		scale_loop(w->side, w->op, opt.pin_batch);
 		pthread_barrier_wait(w->bar);
 	}
 	return NULL;
 }
 
-static void bench_pin2(void)
+/*
+ * One operation on one layout: samples of one thread alone and of two
+ * threads at once alternate in the same run, so the ratio of their
+ * throughputs is taken under the same conditions.
+ */
+static void bench_scale(enum scale_op op, bool two_files)
 {
-	const char *n = "pin+unpin.4k.b-lazy.2M.2t";
-	double *s = samples_alloc(opt.bruns);
-	struct pin_worker w;
+	double *s1 = samples_alloc(opt.bruns), *s2 = samples_alloc(opt.bruns);
+	const char *layout = two_files ? "2files" : "1file";
+	struct scale_side side[2];
+	struct gmem_file *f2 = NULL;
+	struct gmem_mm *mm2 = NULL;
+	struct scale_worker w;
 	pthread_barrier_t bar;
-	pthread_t t;
-	struct gctx c;
 	struct result *r;
+	struct gctx c;
+	char n1[64], n2[64];
+	pthread_t t;
 	int err;
 
-	if (!wanted(n))
+	snprintf(n1, sizeof(n1), "scale.%s.b-lazy.1t.%s", scale_op_name[op],
+		 layout);
+	snprintf(n2, sizeof(n2), "scale.%s.b-lazy.2t.%s", scale_op_name[op],
+		 layout);
+	if (!wanted(n1) && !wanted(n2))
 		goto out;
-	if (opt.cpu[1] < 0)
-		info("%s: only one CPU in the affinity mask; threads share it", n);
-	gctx_init(&c, GMEM_2M, 2, GMEM_BACKING_MEMFD, GMEM_POLICY_B_LAZY);
+	if (two_files) {
+		/* one pool of two huge pages, a file of one page each */
+		memset(&c, 0, sizeof(c));
+		c.size = GMEM_2M;
+		G(gmem_pool_create(GMEM_2M, 2, GMEM_BACKING_MEMFD, &c.pool));
+		G(gmem_file_create(c.pool, GMEM_2M, GMEM_POLICY_B_LAZY,
+				   GMEM_FILE_INIT_SHARED, &c.file));
+		G(gmem_mm_create(c.pool, NULL, &c.mm));
+		G(gmem_mmap(c.mm, c.file));
+		G(gmem_file_create(c.pool, GMEM_2M, GMEM_POLICY_B_LAZY,
+				   GMEM_FILE_INIT_SHARED, &f2));
+		G(gmem_mm_create(c.pool, NULL, &mm2));
+		G(gmem_mmap(mm2, f2));
+		side[1] = (struct scale_side){ c.pool, f2, mm2, 0 };
+	} else {
+		gctx_init(&c, GMEM_2M, 2, GMEM_BACKING_MEMFD, GMEM_POLICY_B_LAZY);
+		side[1] = (struct scale_side){ c.pool, c.file, c.mm, GMEM_2M };
+	}
+	side[0] = (struct scale_side){ c.pool, c.file, c.mm, 0 };
+	/* fault both pages in: the fault and read loops find PTEs present */
+	for (int i = 0; i < 2; i++)
+		G(gmem_fault(side[i].mm, side[i].file, side[i].off, GMEM_WRITE));
 	if (pthread_barrier_init(&bar, NULL, 2))
 		die("pthread_barrier_init failed");
-	w = (struct pin_worker){ &c, &bar, 1 + opt.bruns };
-	err = pthread_create(&t, NULL, pin_worker_fn, &w);
+	w = (struct scale_worker){ &side[1], op, &bar, 1 + opt.bruns };
+	err = pthread_create(&t, NULL, scale_worker_fn, &w);
 	if (err)
 		die("pthread_create: %s", strerror(err));
-	for (unsigned int r = 0; r < 1 + opt.bruns; r++) {
-		uint64_t t0 = now_ns();
+	for (unsigned int i = 0; i < 1 + opt.bruns; i++) {
+		uint64_t t0 = now_ns(), t1;
 
+		/* one thread alone (the other waits at the barrier) */
+		scale_loop(&side[0], op, opt.pin_batch);
+		t1 = now_ns();
+		if (i)		/* round 0 is the warm-up */
+			s1[i - 1] = (double)(t1 - t0) / opt.pin_batch;
+		/* both at once */
 		pthread_barrier_wait(&bar);
-		pin_unpin_loop(&c, 0, opt.pin_batch);
+		t0 = now_ns();
+		scale_loop(&side[0], op, opt.pin_batch);
 		pthread_barrier_wait(&bar);
-		/* round 0 is the warm-up */
-		if (r)
-			s[r - 1] = (double)(now_ns() - t0) / (2.0 * opt.pin_batch);
+		if (i)
+			s2[i - 1] = (double)(now_ns() - t0) /
+				    (2.0 * opt.pin_batch);
 	}
 	pthread_join(t, NULL);
 	pthread_barrier_destroy(&bar);
-	r = report(n, s, opt.bruns, 2 * opt.pin_batch, "pin+unpin.4k.b-lazy.2M.1t");
+	r = report(n1, s1, opt.bruns, opt.pin_batch, NULL);
+	snprintf(r->note, sizeof(r->note), "1 thread (CPU %d), %s",
+		 opt.cpu[0], two_files ? "its own file and mm" :
+		 "one file, one mm");
+	r = report(n2, s2, opt.bruns, 2 * opt.pin_batch, n1);
+	r->tk = T_SCALE_MIN;
+	r->tv = 1.8;
 	snprintf(r->note, sizeof(r->note),
-		 "aggregate of 2 threads (CPUs %d,%d), pages in 2 huge pages",
+		 "throughput of 2 threads (CPUs %d,%d) / 1; pages in 2 huge pages",
 		 opt.cpu[0], opt.cpu[1]);
+	if (f2) {
+		G(gmem_file_close(f2));
+	}
 	gctx_fini(&c);
 out:
-	free(s);
+	free(s1);
+	free(s2);
+}
+
+static void bench_scale_all(void)
+{
+	if (opt.cpu[1] < 0)
+		info("scale: only one CPU in the affinity mask; threads share it");
+	for (int op = 0; op < NR_SCALE_OPS; op++) {
+		bench_scale((enum scale_op)op, false);
+		bench_scale((enum scale_op)op, true);
+	}
 }
 
 static void bench_pin_all(void)
 {
 	bench_pin1(GMEM_POLICY_B_LAZY);
 	bench_pin1(GMEM_POLICY_B_EAGER);
-	bench_pin2();
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1111,8 +1234,9 @@ static const struct group groups[] = {
 	{ "gmem: host fault", bench_fault_all,
 	  { "fault.4k.b-lazy.2M", "fault.4k.b-eager.2M" } },
 	{ "gmem: pin+unpin", bench_pin_all,
-	  { "pin+unpin.4k.b-lazy.2M.1t", "pin+unpin.4k.b-eager.2M.1t",
-	    "pin+unpin.4k.b-lazy.2M.2t" } },
+	  { "pin+unpin.4k.b-lazy.2M.1t", "pin+unpin.4k.b-eager.2M.1t" } },
+	{ "gmem: 2-thread scaling", bench_scale_all,
+	  { "scale.pin+unpin", "scale.fault", "scale.host-read" } },
 };
 
 static bool group_wanted(const struct group *g)
