@@ -137,8 +137,11 @@ done
 stress=$build/tests/stress/stress
 seed=${STRESS_SEED:-$(( $(date +%s) % 1000000 ))}
 secs=${STRESS_SECONDS:-1}
-# "-L 4096" lowers the refcount limit so that pins of one page reach it.
-for cfg in "2M" "1G -P" "2M -P -i 5" "2M -V" "2M -L 4096"; do
+# "-L 4096" lowers the refcount limit so that pins of one page reach it;
+# "-p b-adaptive" puts every thread on b-adaptive files only (splits for
+# long-term pins, merge periods, compaction, all at once).
+for cfg in "2M" "1G -P" "2M -P -i 5" "2M -V" "2M -L 4096" \
+	"2M -p b-adaptive -P -i 5" "1G -p b-adaptive"; do
 	name="stress/${cfg// /}"
 	if [ -x "$stress" ]; then
 		# shellcheck disable=SC2086  # cfg is words

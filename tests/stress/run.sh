@@ -8,8 +8,9 @@
 # and tests/stress/stress.c, with -DGMEM_RACE_YIELD (random yields at the
 # library's lock boundaries), then runs it on a 2M and a 1G pool, with
 # memory-failure injection (-P) and with allocation-failure injection
-# (-i 5), and with loads and stores through real host views (-V), each
-# for SECONDS (default 2).  One PASS/FAIL/SKIP line per run (a failure's
+# (-i 5), and with loads and stores through real host views (-V), then
+# with every thread on b-adaptive files only (-p b-adaptive), each for
+# SECONDS (default 2).  One PASS/FAIL/SKIP line per run (a failure's
 # output indented below it; a run that exits 77 is skipped, its last line
 # the reason), last "N passed, N failed" (", N skipped" when some were);
 # exit 1 if any run failed.
@@ -105,6 +106,10 @@ run "stress 2M pool, refcount limit 4096"	-g 2M -L 4096
 run "stress 1G pool, refcount limit 20000, poison"	-g 1G -L 20000 -P
 run "stress 2M pool, host views"	-g 2M -V
 run "stress 1G pool, host views, injection + poison"	-g 1G -V -i 5 -P
+run "stress 2M pool, b-adaptive only, injection + poison"	-g 2M -p b-adaptive -i 5 -P
+run "stress 1G pool, b-adaptive only"	-g 1G -p b-adaptive
+run "stress 1G pool, b-adaptive only, host views, injection"	-g 1G -p b-adaptive -V -i 5
+run "stress 2M pool, b-adaptive only, refcount limit 4096"	-g 2M -p b-adaptive -L 4096
 
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"

@@ -3,13 +3,14 @@
  * stress.c - gmem under many threads on real memory, checked by an oracle.
  *
  *   stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE]
- *          [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS]
+ *          [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS] [-p POLICIES]
  *
  * THREADS threads share one pool (memfd backing; -b picks another, and
  * GMEM_TEST_BACKING=hugetlb forces hugetlb, with GMEM_TEST_HOG=1 beside a
  * process that takes every free huge page: tools/hog.h), two host mms
  * that map every file, and two files of each policy (4k, a, b-eager,
- * b-lazy):
+ * b-lazy, b-adaptive; -p takes a comma-separated list of them instead, so
+ * that every thread works on those files only):
  *
  * - a "content" file, whose first huge page holds the content pages.  Each
  *   content page has one owner thread; only the owner writes it, converts
@@ -51,6 +52,27 @@
  * (-ENOMEM from guest accesses and from punch) are tolerated and counted
  * (guest_enomem_undocumented, punch_enomem_undocumented); -S makes them
  * failures.  A SIGSEGV from a view of an open file is always a failure.
+ *
+ * b-adaptive files start with a merge delay of 0 to 8 conversions, and
+ * every thread now and then sets another (0..8) or compacts one
+ * (gmem_file_compact()), among its pins, faults, conversions and punches
+ * there.  Where the policy promises more, the oracle asks for it:
+ * - a conversion's EBUSY needs a long-term pin on the page it reports
+ *   (inside its range: a long-term pin splits the huge folios it covers in
+ *   part, so that one outside the range is never in the drain set).  Every
+ *   pin attempt on a b-adaptive file, chaos files too, is recorded while
+ *   in flight or held, and with a stamp of a global clock when it ends:
+ *   long-term ones per page, all per 2M block.  A refusal is justified if
+ *   the page reported had a long-term one held after the call, or one
+ *   that ended after the call began;
+ * - a long-term pin may fail with EAGAIN (a folio to split holds another
+ *   pin) only there, and only if another pin attempt was held, in flight
+ *   or ended during the call in a 2M block of the huge pages it touches;
+ * - a long-term pin we hold never holds part of an intact huge folio;
+ * - at every stop-the-world check, b-lazy and b-adaptive files are
+ *   compacted and then no split block may be left that could merge
+ *   (uniform, unpoisoned, and every folio in it holding nothing but the
+ *   file's reference).
  *
  * Always, beside the workers: a checker thread runs gmem_check() and both
  * kinds of gmem_stats() without stopping anybody (no violation, no
@@ -116,7 +138,7 @@
 #define MAX_THREADS	64
 #define MAX_PINS	8		/* pins one thread holds at once */
 #define NR_MMS		2
-#define NR_POL		4
+#define NR_POL		5		/* policies: 4k .. b-adaptive */
 #define MAX_FILES	(2 * NR_POL)
 #define OFF(pg)		((uint64_t)(pg) << PAGE_SHIFT)
 #define LAST_BYTE	4095ULL
@@ -147,8 +169,9 @@ static struct {
 	bool views;
 	enum gmem_backing backing;
 	int ref_limit;		/* -L: 0 for the real limit */
+	unsigned int pols;	/* -p: 1 << policy, for each one with files */
 } opt = { 0, 4, 2.0, GMEM_2M, false, 0, false, false, false,
-	  GMEM_BACKING_MEMFD, 0 };
+	  GMEM_BACKING_MEMFD, 0, (1U << NR_POL) - 1 };
 
 /* ------------------------------------------------------------- files */
 
@@ -183,6 +206,14 @@ struct sfile {
 	 */
 	_Atomic uint64_t *view_attr;	/* [nr_pages] */
 	atomic_bool *poisoned;		/* [nr_pages] gmem_poison() was called */
+	/*
+	 * b-adaptive files only: pin attempts in flight or held (begun
+	 * before the call, ended after it returned or after the unpin), and
+	 * the pin_clock stamp of the last one that ended; long-term ones per
+	 * page, all of them per 2M block.
+	 */
+	_Atomic uint64_t *lt_held, *lt_end;	/* [nr_pages] */
+	_Atomic uint64_t *blk_held, *blk_end;	/* [nr_2m] */
 };
 
 static struct gmem_pool *pool;
@@ -190,6 +221,10 @@ static struct gmem_mm *mms[NR_MMS];
 static struct sfile files[MAX_FILES];
 static int nr_files;
 static struct sfile *content_files[NR_POL], *chaos_files[NR_POL];
+static int nr_pols;			/* policies with files (-p) */
+static struct sfile *adaptive_files[2];	/* the b-adaptive ones, if any */
+static int nr_adaptive;
+static atomic_ullong pin_clock;		/* b-adaptive pin ends, as stamps */
 
 static uint64_t hp;			/* pages per huge page */
 static uint64_t blocks[4];		/* 2M blocks holding content pages */
@@ -222,7 +257,8 @@ enum {
 	ST_PINS, ST_PIN_EXCL, ST_PIN_LT, ST_PIN_REFUSED, ST_EOPNOTSUPP,
 	ST_UNPINS, ST_PUNCH, ST_PUNCH_WHOLE, ST_POISON, ST_GUEST, ST_IOMMU,
 	ST_HOST, ST_SIGBUS, ST_CHECKED, ST_EVIDENCE, ST_UNDOC_GUEST,
-	ST_UNDOC_PUNCH, ST_VIEW, ST_VIEW_SIGBUS, ST_VIEW_FLIPPED, NR_ST
+	ST_UNDOC_PUNCH, ST_VIEW, ST_VIEW_SIGBUS, ST_VIEW_FLIPPED,
+	ST_PIN_EAGAIN, ST_EBUSY_IN_RANGE, ST_COMPACT, ST_MERGE_DELAY, NR_ST
 };
 
 static const char *const st_names[NR_ST] = {
@@ -232,6 +268,7 @@ static const char *const st_names[NR_ST] = {
 	"host", "sigbus", "content_checks", "refusals_justified",
 	"guest_enomem_undocumented", "punch_enomem_undocumented",
 	"view", "view_sigbus", "view_flipped",
+	"pin_split_eagain", "ebusy_pin_in_range", "compacts", "merge_delays",
 };
 
 struct thr {
@@ -507,12 +544,100 @@ static void pc_bump(_Atomic uint64_t *c, unsigned int flags, uint64_t d)
 		atomic_fetch_add(&c[PC_EXCL], d);
 }
 
+/* One unit of a b-adaptive pin record begins or ends (see stamp_pin()). */
+static void stamp_one(_Atomic uint64_t *held, _Atomic uint64_t *end,
+		      bool begin, uint64_t stamp)
+{
+	uint64_t old;
+
+	if (begin) {
+		atomic_fetch_add(held, 1);
+		return;
+	}
+	old = atomic_load(end);
+	while (old < stamp && !atomic_compare_exchange_weak(end, &old, stamp))
+		;
+	atomic_fetch_sub(held, 1);
+}
+
+/*
+ * b-adaptive: a pin attempt on [pg, pg+n) begins, or ends (it failed, or
+ * it was unpinned).  The end takes a stamp of pin_clock and leaves it on
+ * every unit before that unit stops counting it as held, so that whoever
+ * sees a unit not held sees the stamp (all seq_cst).
+ */
+static void stamp_pin(struct sfile *sf, uint64_t pg, uint64_t n,
+		      unsigned int flags, bool begin)
+{
+	uint64_t stamp = begin ? 0 : atomic_fetch_add(&pin_clock, 1) + 1;
+
+	for (uint64_t b = pg / PTRS; b <= (pg + n - 1) / PTRS; b++)
+		stamp_one(&sf->blk_held[b], &sf->blk_end[b], begin, stamp);
+	if (flags & GMEM_PIN_LONGTERM)
+		for (uint64_t p = pg; p < pg + n; p++)
+			stamp_one(&sf->lt_held[p], &sf->lt_end[p], begin, stamp);
+}
+
+/*
+ * Whether a long-term pin attempt on page @pg of a b-adaptive file may
+ * have existed during a call that began when pin_clock was @t0 and has
+ * returned: one is held (or in flight) now, or one ended since @t0 (a
+ * pin that was there during the call is either still held, or ended
+ * after the call began).
+ */
+static bool lt_evidence(struct sfile *sf, uint64_t pg, uint64_t t0)
+{
+	return atomic_load(&sf->lt_held[pg]) || atomic_load(&sf->lt_end[pg]) > t0;
+}
+
+/*
+ * b-adaptive: whether a pin other than our own attempt on [pg, pg+n),
+ * still in flight, may have held a folio that the attempt had to split,
+ * during the call (begun when pin_clock was @t0): one held or in flight
+ * in a 2M block of the huge pages of the range (the folios to split lie
+ * there, up to the whole huge page), beyond our attempt, or one that
+ * ended since @t0.
+ */
+static bool split_evidence(struct sfile *sf, uint64_t pg, uint64_t n,
+			   uint64_t t0)
+{
+	uint64_t b0 = pg / hp * (hp / PTRS);
+	uint64_t b1 = ((pg + n - 1) / hp + 1) * (hp / PTRS);
+
+	for (uint64_t b = b0; b < b1; b++) {
+		uint64_t mine = b >= pg / PTRS && b <= (pg + n - 1) / PTRS;
+
+		if (atomic_load(&sf->blk_held[b]) > mine ||
+		    atomic_load(&sf->blk_end[b]) > t0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * b-adaptive: a conversion failed with EBUSY at page @at; a long-term pin
+ * must have been there, since a long-term pin splits every huge folio it
+ * covers in part: the folio the drain found pinned (a 4K one, or a huge
+ * one the pin covers wholly) holds the pin on page @at itself, and @at is
+ * inside the range (checked by the caller).  @t0: pin_clock before the call.
+ */
+static void ebusy_in_range(struct thr *t, struct sfile *sf, uint64_t at,
+			   uint64_t t0)
+{
+	if (!lt_evidence(sf, at, t0))
+		fail("convert %s: EBUSY at 0x%llx, but no long-term pin was on that page during the call (b-adaptive)",
+		     sf->name, ull(OFF(at)));
+	t->st[ST_EBUSY_IN_RANGE]++;
+}
+
 /* Before a pin attempt (begin) and after it failed or was unpinned. */
 static void pc_pin(struct sfile *sf, uint64_t pg, uint64_t n,
 		   unsigned int flags, bool begin)
 {
 	uint64_t d = begin ? PC_BEGIN : PC_END;
 
+	if (sf->lt_held)
+		stamp_pin(sf, pg, n, flags, begin);
 	if (!sf->content)
 		return;
 	for (uint64_t s = pg / hp; s <= (pg + n - 1) / hp; s++)
@@ -539,8 +664,9 @@ static bool evidence(uint64_t before, uint64_t after, uint64_t self)
 /* The counters that stand for the drain set of content page @i. */
 static _Atomic uint64_t *drain_counters(struct sfile *sf, uint64_t i)
 {
-	/* 4k and b-eager drain the 4K page; a and b-lazy may drain the
-	 * whole huge folio (b-lazy: whatever block is intact). */
+	/* 4k and b-eager drain the 4K page; a, b-lazy and b-adaptive may
+	 * drain the whole huge folio (b-lazy, b-adaptive: whatever block is
+	 * intact; a short-term pin never splits one). */
 	if (sf->pol == GMEM_POLICY_4K || sf->pol == GMEM_POLICY_B_EAGER)
 		return &sf->pc[i * NR_PC];
 	return &sf->hc[(content_pg(i) / hp) * NR_PC];
@@ -827,6 +953,17 @@ static void pin_check_visit(void *arg, struct gpin *pin)
 				return;
 			}
 		}
+		/* b-adaptive split what a long-term pin covers in part first:
+		 * such a pin never holds part of an intact huge folio */
+		if ((h->flags & GMEM_PIN_LONGTERM) &&
+		    h->sf->pol == GMEM_POLICY_B_ADAPTIVE && fo->order &&
+		    pin->segs[s].nr != folio_nr_pages(fo)) {
+			snprintf(c->why, sizeof(c->why),
+				 "long-term pin %llu holds %u of the %llu pages of the intact folio at 0x%llx",
+				 ull(h->id), pin->segs[s].nr,
+				 ull(folio_nr_pages(fo)), ull(OFF(fo->index)));
+			return;
+		}
 		sum += pin->segs[s].nr;
 	}
 	if (sum != pin->nr_pages)
@@ -944,9 +1081,13 @@ static void do_pin(struct thr *t, struct sfile *sf, int mi, uint64_t pg,
 	int kind = ex ? PC_ANY : PC_EXCL;
 	uint64_t self = ex ? 1 : 0, id = 0, b[2] = { 0, 0 }, a[2] = { 0, 0 };
 	uint64_t s0 = pg / hp, s1 = (pg + n - 1) / hp;
+	uint64_t t0 = atomic_load(&pin_clock);
 	struct pmodel *m = i >= 0 ? &sf->model[i] : NULL;
 	void *pages[PIN_MAX_PAGES];
 	unsigned int allowed;
+	/* b-adaptive splits for a long-term pin: EAGAIN if it cannot */
+	bool split = (flags & GMEM_PIN_LONGTERM) &&
+		     sf->pol == GMEM_POLICY_B_ADAPTIVE;
 	bool conflict;
 	int r;
 
@@ -971,6 +1112,11 @@ static void do_pin(struct thr *t, struct sfile *sf, int mi, uint64_t pg,
 	pc_pin(sf, pg, n, flags, true);
 	r = gmem_pin(mms[mi], sf->f, OFF(pg), OFF(n), flags, &id,
 		     n <= PIN_MAX_PAGES ? pages : NULL);
+	/* b-adaptive: a folio to split held another pin (judged while our
+	 * attempt still counts as in flight: its end is not another's) */
+	if (r == -EAGAIN && split && !split_evidence(sf, pg, n, t0))
+		fail("long-term pin %s 0x%llx+0x%llx flags %u: EAGAIN with no other pin on its huge pages during the call",
+		     sf->name, ull(OFF(pg)), ull(OFF(n)), flags);
 	if (r)
 		pc_pin(sf, pg, n, flags, false);
 
@@ -986,9 +1132,17 @@ static void do_pin(struct thr *t, struct sfile *sf, int mi, uint64_t pg,
 	 * memory out of the file meanwhile, so there it proves nothing. */
 	if (conflict && sf->content)
 		allowed &= ~(unsigned int)RES_OK;
-	expect_res(r, allowed, conflict ? "pin over our own exclusive" : "pin",
-		   sf, pg, n);
+	/* the split comes after every check of the pages: only a pin that
+	 * could succeed may find a folio it cannot split */
+	if (split && (allowed & RES_OK))
+		allowed |= RES_EAGAIN;
+	expect_res(r, allowed, conflict ? "pin over our own exclusive" :
+		   split ? "long-term pin (b-adaptive)" : "pin", sf, pg, n);
 	count_res(t, r);
+	if (r == -EAGAIN) {
+		t->st[ST_EVIDENCE]++;
+		t->st[ST_PIN_EAGAIN]++;
+	}
 	if (r == -EBUSY && sf->content) {
 		_Atomic uint64_t *c0 = m ? &sf->pc[(uint64_t)i * NR_PC] :
 				       &sf->hc[s0 * NR_PC];
@@ -1375,6 +1529,7 @@ static void own_convert(struct thr *t, struct sfile *sf, uint64_t i)
 	_Atomic uint64_t *c = drain_counters(sf, i);
 	int held = held_on(t, sf, pg);
 	unsigned int allowed;
+	uint64_t t0 = atomic_load(&pin_clock);
 	int r;
 
 	for (int k = 0; k < NR_PC; k++)
@@ -1418,6 +1573,8 @@ static void own_convert(struct thr *t, struct sfile *sf, uint64_t i)
 			fail("convert %s page 0x%llx to private: %s with no %spin in its drain set during the call",
 			     sf->name, ull(OFF(pg)), res_name(r),
 			     r == -EBUSY ? "long-term " : "");
+		if (r == -EBUSY && sf->lt_held)
+			ebusy_in_range(t, sf, pg, t0);
 		t->st[ST_EVIDENCE]++;
 		t->st[r == -EAGAIN ? ST_EAGAIN : ST_EBUSY]++;
 	}
@@ -1469,7 +1626,7 @@ static void own_punch(struct thr *t, struct sfile *sf, uint64_t i)
 
 static void own_op(struct thr *t)
 {
-	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	struct sfile *sf = content_files[rnd_below(t, (uint64_t)nr_pols)];
 	uint64_t i = t->own[rnd_below(t, t->nr_own)];
 	struct pmodel *m = &sf->model[i];
 	uint64_t pg = content_pg(i), at = UINT64_MAX;
@@ -1613,7 +1770,7 @@ static void range_convert(struct thr *t, struct sfile *sf, uint64_t pg,
 	/* Zeroing costs a syscall per folio of split memory: keep it short. */
 	unsigned int flags = n <= ZERO_MAX_PAGES && chance(t, 250) ?
 			     GMEM_CONVERT_ZERO : 0;
-	uint64_t at = UINT64_MAX;
+	uint64_t at = UINT64_MAX, t0 = atomic_load(&pin_clock);
 	int r;
 
 	r = gmem_convert(sf->f, OFF(pg), OFF(n), to, flags,
@@ -1626,6 +1783,8 @@ static void range_convert(struct thr *t, struct sfile *sf, uint64_t pg,
 	count_res(t, r);
 	if (r == -EAGAIN || r == -EBUSY) {
 		check_at("convert", sf, pg, n, r, at);
+		if (r == -EBUSY && sf->lt_held)
+			ebusy_in_range(t, sf, at >> PAGE_SHIFT, t0);
 		t->st[r == -EAGAIN ? ST_EAGAIN : ST_EBUSY]++;
 	}
 	if (!r)
@@ -1636,7 +1795,7 @@ static void range_convert(struct thr *t, struct sfile *sf, uint64_t pg,
 
 static void peek_op(struct thr *t)
 {
-	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	struct sfile *sf = content_files[rnd_below(t, (uint64_t)nr_pols)];
 	uint64_t pg, n, at = UINT64_MAX, x = rnd_below(t, 100);
 	int mi = (int)rnd_below(t, NR_MMS), r;
 	uint8_t val;
@@ -1700,7 +1859,7 @@ static void peek_op(struct thr *t)
 /* Anyone may convert, punch (in part) and write free content-file pages. */
 static void free_op(struct thr *t)
 {
-	struct sfile *sf = content_files[rnd_below(t, NR_POL)];
+	struct sfile *sf = content_files[rnd_below(t, (uint64_t)nr_pols)];
 	uint64_t pg, n, x = rnd_below(t, 100);
 	int mi = (int)rnd_below(t, NR_MMS), r;
 
@@ -1746,7 +1905,7 @@ static void free_op(struct thr *t)
 
 static void chaos_op(struct thr *t)
 {
-	struct sfile *sf = chaos_files[rnd_below(t, NR_POL)];
+	struct sfile *sf = chaos_files[rnd_below(t, (uint64_t)nr_pols)];
 	uint64_t pg, n, at = UINT64_MAX, x = rnd_below(t, 100);
 	unsigned int hwp = opt.poison ? RES_GHWPOISON : 0;
 	int mi = (int)rnd_below(t, NR_MMS), r;
@@ -1847,6 +2006,31 @@ static void chaos_op(struct thr *t)
 	}
 }
 
+/* ------------------------------------------------------- b-adaptive */
+
+/*
+ * A b-adaptive file's merges: compact it (every block that may merge does,
+ * now), or give it another merge delay, 0 (merge at once) to 8
+ * conversions.  Neither allocates nor fails on an open file.
+ */
+static void adaptive_op(struct thr *t)
+{
+	struct sfile *sf = adaptive_files[rnd_below(t, (uint64_t)nr_adaptive)];
+	int r;
+
+	if (chance(t, 600)) {
+		r = gmem_file_compact(sf->f);
+		expect_res(r, RES_OK, "compact", sf, 0, 0);
+		t->st[ST_COMPACT]++;
+	} else {
+		unsigned int d = (unsigned int)rnd_below(t, 9);
+
+		r = gmem_file_set_merge_delay(sf->f, d);
+		expect_res(r, RES_OK, "set merge delay", sf, 0, 0);
+		t->st[ST_MERGE_DELAY]++;
+	}
+}
+
 /* ----------------------------------------------------- misc checks */
 
 static void misc_op(struct thr *t)
@@ -1857,7 +2041,7 @@ static void misc_op(struct thr *t)
 	uint8_t val;
 	int r;
 
-	switch (rnd_below(t, 8)) {
+	switch (rnd_below(t, 9)) {
 	case 0:
 		r = gmem_host_read(mms[rnd_below(t, NR_MMS)], sf->f,
 				   size + rnd_below(t, 3 * PAGE_SIZE), &val);
@@ -1897,6 +2081,19 @@ static void misc_op(struct thr *t)
 		r = gmem_punch(sf->f, 0, 0);
 		expect_res(r, RES_EINVAL, "empty punch", sf, 0, 0);
 		break;
+	case 7:
+		/* every policy compacts (those that never merge: nothing to
+		 * do); only b-adaptive has a merge delay */
+		r = gmem_file_compact(sf->f);
+		expect_res(r, RES_OK, "compact", sf, 0, 0);
+		r = gmem_file_set_merge_delay(sf->f, (unsigned int)rnd_below(t, 9));
+		expect_res(r, sf->pol == GMEM_POLICY_B_ADAPTIVE ? RES_OK : RES_EINVAL,
+			   "set merge delay", sf, 0, 0);
+		r = gmem_file_set_merge_delay(NULL, 0);
+		expect_res(r, RES_EINVAL, "set merge delay of no file", NULL, 0, 0);
+		r = gmem_file_compact(NULL);
+		expect_res(r, RES_EINVAL, "compact of no file", NULL, 0, 0);
+		break;
 	default:
 		r = gmem_iommu_map(sf->f, size, PAGE_SIZE, &at);
 		expect_res(r, RES_EINVAL, "iommu map past the end", sf, 0, 0);
@@ -1919,8 +2116,10 @@ static void step(struct thr *t)
 		peek_op(t);
 	else if (x < 65)
 		free_op(t);
-	else if (x < 97)
+	else if (x < 95 || (x < 97 && !nr_adaptive))
 		chaos_op(t);
+	else if (x < 97)
+		adaptive_op(t);
 	else
 		misc_op(t);
 	t->st[ST_OPS]++;
@@ -1958,7 +2157,7 @@ static void run_gmem_check(const char *when)
 /* Every content page's attribute and bytes, as its owner's model says. */
 static void check_models(const char *when)
 {
-	for (int p = 0; p < NR_POL; p++) {
+	for (int p = 0; p < nr_pols; p++) {
 		struct sfile *sf = content_files[p];
 
 		for (uint64_t i = 0; i < nr_content; i++) {
@@ -2038,6 +2237,93 @@ static void check_pins(const char *when)
 		     ull(s.pins), ull(held));
 }
 
+/* Whether every folio of a split 2M block holds only the file's reference. */
+static bool small_quiet(struct gfolio *s)
+{
+	for (unsigned int k = 0; k < PTRS; k++)
+		if (folio_ref_count(&s[k]) != 1 || folio_mapcount(&s[k]))
+			return false;
+	return true;
+}
+
+/* Whether [pg, pg+n) of @f has one attribute and no poisoned page. */
+static bool may_merge(struct gfile *f, uint64_t pg, uint64_t n)
+{
+	uint64_t x;
+
+	return block_uniform(f, pg, pg + n, NULL) &&
+	       !rs_first_in(&f->poison, pg, pg + n, &x);
+}
+
+/*
+ * b-lazy and b-adaptive, nobody else at work: convert a 2M block that
+ * holds no content to private (its drain zaps its host entries; pins
+ * refuse it), so that there is something to merge, typically: a block
+ * kept split is mixed, mapped or pinned most of the time.  Then compact
+ * @sf, and no split block may be left that could merge (gmem.h: uniform,
+ * no poisoned page, no host entry and no pin), 2M nor (1G pools) 1G.
+ */
+static void check_compacted(struct sfile *sf, const char *when)
+{
+	struct gfile *f = sf->gf;
+	uint64_t bad = UINT64_MAX, at = 0;
+	uint64_t b = mix64(opt.seed ^ world_checks ^ ((uint64_t)sf->idx << 40)) %
+		     sf->nr_2m;
+	bool content = false;
+	int r;
+
+	for (unsigned int k = 0; sf->content && k < nr_blocks; k++)
+		content = content || b == blocks[k];
+	if (!content) {
+		r = gmem_convert(sf->f, OFF(b * PTRS), OFF(PTRS), GMEM_PRIVATE,
+				 0, 0, &at);
+		expect_res(r, RES_OK | RES_EAGAIN |
+			   (sf->pol != GMEM_POLICY_A ? RES_EBUSY : 0),
+			   "convert a block to private (check)", sf, b * PTRS,
+			   PTRS);
+		/* nobody else pins now: our records are the truth */
+		if (r == -EBUSY && sf->lt_held &&
+		    !atomic_load(&sf->lt_held[at >> PAGE_SHIFT]))
+			fail("%s: convert %s block 0x%llx: EBUSY at 0x%llx, no long-term pin there (b-adaptive)",
+			     when, sf->name, ull(OFF(b * PTRS)), ull(at));
+	}
+	r = gmem_file_compact(sf->f);
+	if (r)
+		fail("%s: compact %s: %s", when, sf->name, res_name(r));
+	pthread_mutex_lock(&f->lock);
+	for (uint64_t slot = 0; slot < sf->nr_slots && bad == UINT64_MAX; slot++) {
+		struct ghuge *h = f->huge[slot];
+		bool quiet = true;
+
+		if (!h || !h->blk.split)
+			continue;
+		if (hp == PTRS) {
+			if (small_quiet(h->blk.small) && may_merge(f, h->index, PTRS))
+				bad = h->index;
+			continue;
+		}
+		for (unsigned int ci = 0; ci < PTRS && bad == UINT64_MAX; ci++) {
+			struct gblock *c = &h->blk.child[ci];
+			uint64_t cs = h->index + ci * (uint64_t)PTRS;
+
+			if (!c->split) {
+				quiet = quiet && folio_ref_count(&c->folio) == 1 &&
+					!folio_mapcount(&c->folio);
+				continue;
+			}
+			quiet = false;
+			if (small_quiet(c->small) && may_merge(f, cs, PTRS))
+				bad = cs;
+		}
+		if (bad == UINT64_MAX && quiet && may_merge(f, h->index, hp))
+			bad = h->index;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (bad != UINT64_MAX)
+		fail("%s: %s: after gmem_file_compact() the split block at 0x%llx could still merge",
+		     when, sf->name, ull(OFF(bad)));
+}
+
 /* All workers stopped between batches: check everything.  Returns ns. */
 static uint64_t world_check(const char *when)
 {
@@ -2049,6 +2335,10 @@ static uint64_t world_check(const char *when)
 	check_models(when);
 	check_view_attrs(when);
 	check_pins(when);
+	for (int k = 0; k < nr_files; k++)
+		if (files[k].pol == GMEM_POLICY_B_LAZY ||
+		    files[k].pol == GMEM_POLICY_B_ADAPTIVE)
+			check_compacted(&files[k], when);
 	if (opt.permille)
 		gmem_inject_fail_random(opt.permille, opt.seed);
 	world_checks++;
@@ -2084,6 +2374,21 @@ static void hook_drain_wait(struct gfile *f)
 	}
 }
 
+/*
+ * Sleep for @ns, or until the run stops: a round of 1G pages can take
+ * seconds under load, and the end of the run waits for these threads.
+ */
+static void nap(uint64_t ns)
+{
+	for (uint64_t end = now_ns() + ns, now = now_ns();
+	     now < end && !atomic_load_explicit(&stop, memory_order_relaxed);
+	     now = now_ns()) {
+		struct timespec ts = { 0, (long)MIN(end - now, 10000000ULL) };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static struct sfile closer_sf = { .name = "closer" };
 static struct gmem_mm *closer_mm;
 static pthread_t checker_th, closer_th;
@@ -2101,7 +2406,6 @@ static void *checker(void *arg)
 		struct gmem_stats s;
 		int k = (int)(checker_runs % (uint64_t)nr_files);
 		uint64_t t0 = now_ns(), took;
-		struct timespec ts;
 
 		run_gmem_check("on the checker thread");
 		must(gmem_stats(pool, NULL, &s), "stats on the checker thread");
@@ -2119,9 +2423,7 @@ static void *checker(void *arg)
 		/* a check takes every file's invalidate lock in turn: keep
 		 * it to about a fifth of the time */
 		took = now_ns() - t0;
-		ts = (struct timespec){ (time_t)(4 * took / 1000000000ULL),
-					(long)(4 * took % 1000000000ULL) };
-		nanosleep(&ts, NULL);
+		nap(4 * took);
 	}
 	return NULL;
 }
@@ -2130,11 +2432,14 @@ static void *checker(void *arg)
  * -L: pin page 2 of the closer's file (nobody else's) until the limit
  * refuses: on a 4K folio that is after exactly (limit - 2) / bias pins
  * (the file's reference and one PTE), on a huge folio after up to 256;
- * then the page converts only once every pin is gone.
+ * then the page converts only once every pin is gone.  @split: a
+ * b-adaptive long-term pin of page 0 or 1 split page 2's block to 4K.
  */
-static void closer_hammer(struct gmem_file *f, enum gmem_policy pol)
+static void closer_hammer(struct gmem_file *f, enum gmem_policy pol,
+			  bool split)
 {
-	bool small = pol == GMEM_POLICY_4K || pol == GMEM_POLICY_B_EAGER;
+	bool small = pol == GMEM_POLICY_4K || pol == GMEM_POLICY_B_EAGER ||
+		     split;
 	uint64_t want = (uint64_t)(opt.ref_limit - 2) / GUP_PIN_COUNTING_BIAS;
 	uint64_t ids[256], n = 0, at;
 	int r = 0;
@@ -2166,18 +2471,24 @@ static void closer_hammer(struct gmem_file *f, enum gmem_policy pol)
 
 /*
  * A file of the closer's own, made and closed over and over while the
- * checker and the workers run: one huge page, a policy in turn, touched,
- * pinned, converted, then closed, with its pins still held half the time
- * (they stay valid and are dropped after the close).  Under the world lock
+ * checker and the workers run: one huge page, a policy in turn (of those
+ * with files), touched, pinned, converted, compacted, then closed, with
+ * its pins still held half the time (they stay valid and are dropped
+ * after the close).  Nobody else pins it, so under b-adaptive a
+ * long-term pin always splits first, and its conversions' results are
+ * known exactly.  Under the world lock
  * like a worker, and holding no pin between rounds, so that the world
  * checks count only the workers' pins.
  */
 static void closer_round(uint64_t round)
 {
-	enum gmem_policy pol = (enum gmem_policy)(round % NR_POL);
+	enum gmem_policy pol = content_files[round % (uint64_t)nr_pols]->pol;
 	bool pinned_close = round & 4, pinned0 = false;
+	bool adaptive = pol == GMEM_POLICY_B_ADAPTIVE;
 	struct gmem_file *f;
 	uint64_t ids[2], nr = 0, at;
+	unsigned int flags = pol != GMEM_POLICY_A && (round & 8) ?
+			     GMEM_PIN_LONGTERM : 0;
 	int r;
 
 	r = gmem_file_create(pool, opt.psize, pol, GMEM_FILE_INIT_SHARED, &f);
@@ -2186,6 +2497,10 @@ static void closer_round(uint64_t round)
 	if (r)
 		return;
 	closer_sf.f = f;
+	/* b-adaptive: a short merge delay, or none */
+	r = gmem_file_set_merge_delay(f, (unsigned int)(round >> 4) % 9);
+	expect_res(r, adaptive ? RES_OK : RES_EINVAL, "closer: set merge delay",
+		   &closer_sf, 0, 0);
 	r = gmem_mmap(closer_mm, f);
 	expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: mmap", &closer_sf, 0, 0);
 	if (!r) {
@@ -2193,9 +2508,9 @@ static void closer_round(uint64_t round)
 		expect_res(r, RES_OK | inj(RES_SIGBUS), "closer: host write",
 			   &closer_sf, 1, 1);
 		for (uint64_t pg = 0; pg < 2; pg++) {
-			unsigned int flags = pol != GMEM_POLICY_A && (round & 8) ?
-					     GMEM_PIN_LONGTERM : 0;
-
+			/* b-adaptive, long-term: nobody else pins this file,
+			 * so the split it makes first cannot fail but for
+			 * memory */
 			r = gmem_pin(closer_mm, f, OFF(pg), PAGE_SIZE, flags,
 				     &ids[nr], NULL);
 			expect_res(r, RES_OK | inj(RES_ENOMEM), "closer: pin",
@@ -2204,22 +2519,39 @@ static void closer_round(uint64_t round)
 				pinned0 = true;
 			nr += !r;
 		}
+		/* b-adaptive: a long-term pin split pages 0..3 out to 4K */
+		bool split = adaptive && nr && flags;
+
 		if (opt.ref_limit)
-			closer_hammer(f, pol);
+			closer_hammer(f, pol, split);
 		r = gmem_convert(f, OFF(3), PAGE_SIZE, GMEM_PRIVATE, 0,
 				 (int)(round % 3), &at);
 		/* a and an intact b-lazy folio drain the whole huge page,
-		 * pinned pages 0 and 1 with it */
-		expect_res(r, RES_OK | inj(RES_ENOMEM) |
-			   (nr && (pol == GMEM_POLICY_A ||
-				   pol == GMEM_POLICY_B_LAZY) ?
-			    RES_EAGAIN | RES_EBUSY : 0),
-			   "closer: convert", &closer_sf, 3, 1);
+		 * pinned pages 0 and 1 with it; so does an intact b-adaptive
+		 * one (short-term pins: EAGAIN only), but a long-term pin
+		 * split it first: page 3 is a 4K folio of its own */
+		if (adaptive)
+			expect_res(r, nr && !flags ? RES_EAGAIN :
+				   RES_OK | inj(RES_ENOMEM),
+				   "closer: convert (b-adaptive)", &closer_sf, 3, 1);
+		else
+			expect_res(r, RES_OK | inj(RES_ENOMEM) |
+				   (nr && (pol == GMEM_POLICY_A ||
+					   pol == GMEM_POLICY_B_LAZY) ?
+				    RES_EAGAIN | RES_EBUSY : 0),
+				   "closer: convert", &closer_sf, 3, 1);
 		r = gmem_convert(f, 0, PAGE_SIZE, GMEM_PRIVATE, 0,
 				 (int)(round % 3), &at);
-		expect_res(r, pinned0 ? RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM) :
-			   RES_OK | RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM),
-			   "closer: convert pinned", &closer_sf, 0, 1);
+		if (adaptive && pinned0)
+			expect_res(r, flags ? RES_EBUSY : RES_EAGAIN,
+				   "closer: convert pinned (b-adaptive)",
+				   &closer_sf, 0, 1);
+		else
+			expect_res(r, pinned0 ? RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM) :
+				   RES_OK | RES_EAGAIN | RES_EBUSY | inj(RES_ENOMEM),
+				   "closer: convert pinned", &closer_sf, 0, 1);
+		r = gmem_file_compact(f);
+		expect_res(r, RES_OK, "closer: compact", &closer_sf, 0, 0);
 	}
 	if (!pinned_close)
 		while (nr)
@@ -2233,6 +2565,10 @@ static void closer_round(uint64_t round)
 			   "closer: unpin after close", &closer_sf, 0, 1);
 	expect_res(gmem_file_close(f), RES_EBADF, "closer: second close",
 		   &closer_sf, 0, 0);
+	expect_res(gmem_file_compact(f), RES_EBADF, "closer: compact after close",
+		   &closer_sf, 0, 0);
+	expect_res(gmem_file_set_merge_delay(f, 1), adaptive ? RES_EBADF : RES_EINVAL,
+		   "closer: set merge delay after close", &closer_sf, 0, 0);
 }
 
 static void *closer(void *arg)
@@ -2241,24 +2577,22 @@ static void *closer(void *arg)
 	self_id = 1001;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		uint64_t t0 = now_ns(), took;
-		struct timespec ts;
 
 		pthread_rwlock_rdlock(&world);
 		closer_round(closer_runs++);
 		pthread_rwlock_unlock(&world);
 		/* a fifth of a CPU at most: a round of 1G pages is long */
 		took = now_ns() - t0;
-		ts = (struct timespec){ (time_t)(4 * took / 1000000000ULL),
-					(long)(4 * took % 1000000000ULL) };
-		nanosleep(&ts, NULL);
+		nap(4 * took);
 	}
 	return NULL;
 }
 
 /* ------------------------------------------------------------- setup */
 
-static const char *const pol_names[NR_POL] = { "4k", "a", "b-eager", "b-lazy" };
-
+static const char *const pol_names[NR_POL] = {
+	"4k", "a", "b-eager", "b-lazy", "b-adaptive",
+};
 
 static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
 		       bool shared)
@@ -2275,6 +2609,28 @@ static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
 			      shared ? GMEM_FILE_INIT_SHARED : 0, &sf->f),
 	     "file create");
 	sf->gf = to_file(sf->f);
+	if (pol == GMEM_POLICY_B_ADAPTIVE) {
+		/* a short merge delay (the default, 64, would merge seldom
+		 * in a run of seconds), or none; threads change it */
+		must(gmem_file_set_merge_delay(sf->f, (unsigned int)
+				(mix64(opt.seed ^ (uint64_t)sf->idx) % 9)),
+		     "set merge delay");
+		sf->lt_held = calloc(sf->nr_pages, sizeof(*sf->lt_held));
+		sf->lt_end = calloc(sf->nr_pages, sizeof(*sf->lt_end));
+		sf->blk_held = calloc(sf->nr_2m, sizeof(*sf->blk_held));
+		sf->blk_end = calloc(sf->nr_2m, sizeof(*sf->blk_end));
+		if (!sf->lt_held || !sf->lt_end || !sf->blk_held || !sf->blk_end)
+			fail("setup: out of memory");
+		for (uint64_t i = 0; i < sf->nr_pages; i++) {
+			atomic_init(&sf->lt_held[i], 0);
+			atomic_init(&sf->lt_end[i], 0);
+		}
+		for (uint64_t i = 0; i < sf->nr_2m; i++) {
+			atomic_init(&sf->blk_held[i], 0);
+			atomic_init(&sf->blk_end[i], 0);
+		}
+		adaptive_files[nr_adaptive++] = sf;
+	}
 	if (!content)
 		return;
 	sf->model = calloc(nr_content, sizeof(*sf->model));
@@ -2337,6 +2693,10 @@ static void file_free(struct sfile *sf)
 	free(sf->tables);
 	free(sf->view_attr);
 	free(sf->poisoned);
+	free(sf->lt_held);
+	free(sf->lt_end);
+	free(sf->blk_held);
+	free(sf->blk_end);
 }
 
 /*
@@ -2373,8 +2733,31 @@ static void views_start(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS]\n");
+		"usage: stress [-s SEED] [-t THREADS] [-d SECONDS] [-g 2M|1G] [-P] [-i PERMILLE] [-A] [-S] [-V] [-b memfd|hugetlb|auto] [-L REFS] [-p POLICY[,POLICY...]]\n"
+		"       policies: 4k, a, b-eager, b-lazy, b-adaptive (default: all)\n");
 	exit(2);
+}
+
+/* -p: a comma-separated list of policy names.  Return: 0, or -1. */
+static int parse_pols(const char *arg)
+{
+	char buf[128], *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -1;
+	strcpy(buf, arg);
+	opt.pols = 0;
+	for (char *w = strtok_r(buf, ",", &save); w;
+	     w = strtok_r(NULL, ",", &save)) {
+		int p = 0;
+
+		while (p < NR_POL && strcmp(w, pol_names[p]))
+			p++;
+		if (p == NR_POL)
+			return -1;
+		opt.pols |= 1U << p;
+	}
+	return opt.pols ? 0 : -1;
 }
 
 static void parse(int argc, char **argv)
@@ -2383,7 +2766,7 @@ static void parse(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVb:L:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:d:g:Pi:ASVb:L:p:h")) != -1) {
 		switch (c) {
 		case 's':
 			opt.seed = strtoull(optarg, &end, 0);
@@ -2429,6 +2812,10 @@ static void parse(int argc, char **argv)
 		case 'L':
 			opt.ref_limit = atoi(optarg);
 			if (opt.ref_limit < 4 * GUP_PIN_COUNTING_BIAS)
+				usage();
+			break;
+		case 'p':
+			if (parse_pols(optarg))
 				usage();
 			break;
 		case 'b':
@@ -2486,7 +2873,9 @@ int main(int argc, char **argv)
 	live0 = gmem_alloc_live_bytes();
 	/* Two huge pages for each huge-policy file, plus room for the
 	 * pinned pieces of punched pages and for pages poison retires. */
-	reserved = 2 * 2 * (NR_POL - 1);
+	for (int p = 0; p < NR_POL; p++)
+		if ((opt.pols & (1U << p)) && p != GMEM_POLICY_4K)
+			reserved += 2 * 2;
 	/* + 2: the closer thread's file of one huge page, which may leave
 	 * detached (closed while pinned) before its pins go */
 	total = reserved + (uint64_t)opt.threads * MAX_PINS + poison_cap + 4 + 2;
@@ -2500,14 +2889,18 @@ int main(int argc, char **argv)
 	       "memfd");
 	fflush(stdout);
 	for (int p = 0; p < NR_POL; p++) {
-		content_files[p] = &files[nr_files++];
-		file_setup(content_files[p], (enum gmem_policy)p, true,
+		if (!(opt.pols & (1U << p)))
+			continue;
+		content_files[nr_pols++] = &files[nr_files++];
+		file_setup(&files[nr_files - 1], (enum gmem_policy)p, true,
 			   ((opt.seed >> (2 * p)) & 3) != 0);
 	}
-	for (int p = 0; p < NR_POL; p++) {
-		chaos_files[p] = &files[nr_files++];
-		file_setup(chaos_files[p], (enum gmem_policy)p, false,
-			   ((opt.seed >> (2 * p + 8)) & 1) != 0);
+	for (int p = 0, k = 0; p < NR_POL; p++) {
+		if (!(opt.pols & (1U << p)))
+			continue;
+		chaos_files[k++] = &files[nr_files++];
+		file_setup(&files[nr_files - 1], (enum gmem_policy)p, false,
+			   ((opt.seed >> (2 * p + 10)) & 1) != 0);
 	}
 	must(gmem_mm_create(pool, NULL, &mms[0]), "mm create");
 	for (int k = 0; k < nr_files; k++)
