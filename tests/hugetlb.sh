@@ -20,7 +20,7 @@
 # failed" (", N skipped" when some were).  Exit 1 if any test failed.
 #
 # Huge pages: HUGETLB_2M (default 128) free 2 MiB pages and HUGETLB_1G
-# (default 4) free 1 GiB pages; the tests need at most 64 and 4.  As root
+# (default 4) free 1 GiB pages; the tests need at most 70 and 4.  As root
 # the script raises nr_hugepages by what is missing, sets
 # nr_overcommit_hugepages to 0 (a surplus page would hide a lost one), and
 # puts both back when it ends, however it ends (EXIT, INT, TERM).  If the
@@ -30,8 +30,8 @@
 # pages reserved than asked, it says so in one line and forces 2 MiB pools
 # only.  Without 2 MiB hugetlb, or not root and too few 2 MiB pages, the
 # whole run is skipped with a one-line reason.  The stress program runs on
-# 2 MiB pages only: its pool has 48 huge pages (64 with -P), 48 GiB in
-# 1 GiB pages.
+# 2 MiB pages only: its pool has 54 huge pages (70 with -P; 58 for the
+# b-adaptive run with -P), 54 GiB in 1 GiB pages.
 #
 # While it runs, the hog takes every free huge page of the host: do not
 # run it beside anything that needs them.
