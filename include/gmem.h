@@ -174,9 +174,15 @@ GMEM_API enum gmem_policy gmem_file_policy(const struct gmem_file *file);
  *               succeeds, or fails with -EAGAIN or -EBUSY) is one.  Every D
  *               of them the file merges the blocks that may merge and that
  *               no conversion and no unpin touched during the last period,
- *               so a block merges between D and 2D conversions after its
- *               last touch.  0 merges at once, as GMEM_POLICY_B_LAZY does.
- *               A file starts with GMEM_MERGE_DELAY_DEFAULT.
+ *               so a block merges at the first period end at which its
+ *               huge page's age (conversions since its last touch, the
+ *               touching conversion included) reaches D << backoff, where
+ *               a huge page's backoff starts at 0 and grows by one with
+ *               each such merge in it (to 16).  So with D = 1 a block a
+ *               conversion made uniform merges at the end of that
+ *               conversion.  0 merges at once, as GMEM_POLICY_B_LAZY
+ *               does.  Values above 2^31 count as 2^31, the longest
+ *               wait.  A file starts with GMEM_MERGE_DELAY_DEFAULT.
  *
  * Context: takes the invalidate lock exclusively; may sleep.
  * Return: 0; -EINVAL (NULL, or not a b-adaptive file); -EBADF.
@@ -305,9 +311,10 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * huge folio that the range covers only in part (1G -> 2M, then 2M -> 4K,
  * as far as needed), zapping the folio's host entries as a split must; if
  * another pin holds such a folio it cannot be split and the call fails
- * with -EAGAIN (found before that folio is zapped; a folio split and
- * zapped before it, in another huge page of the range, is merged back but
- * its entries stay zapped, as after a failing conversion; they refault).
+ * with -EAGAIN (found before that folio is zapped).  A pin that fails
+ * after it zapped a folio to split it (-EAGAIN for a folio in a second
+ * huge page of the range, -ENOMEM) undoes the splits, but the zapped
+ * entries stay zapped, as after a failing conversion; they refault.
  *
  * Context: takes the invalidate lock shared (exclusively for a long-term
  * pin under GMEM_POLICY_B_ADAPTIVE); may sleep.

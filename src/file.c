@@ -344,7 +344,8 @@ int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
-	f->merge_delay = conversions;
+	/* the longest wait an age can reach (ages are 32-bit) */
+	f->merge_delay = MIN(conversions, 1U << 31);
 	/* no delay any more: what waited merges now, as under b-lazy */
 	if (!conversions)
 		file_run_merges(f);
