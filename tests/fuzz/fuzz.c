@@ -4,11 +4,12 @@
  * (ref.c), and of its C API with hostile arguments.
  *
  * An input is decoded into a short sequence of commands.  Most are trace
- * commands (one pool, then files of every policy, mms, forks, mappings,
- * host and guest accesses, pins, conversions, punches, IOMMU maps, poison
- * and closes).  Each runs on libgmem through the public API (gmem.h), with
- * the same name tables and the same printing as `gmem replay`, and on the
- * reference; their results must print the same.
+ * commands (one pool, then files of every policy, b-adaptive with small
+ * merge delays, mms, forks, mappings, host and guest accesses, pins,
+ * conversions, punches, IOMMU maps, poison, compacts and closes).  Each
+ * runs on libgmem through the public API (gmem.h), with the same name
+ * tables and the same printing as `gmem replay`, and on the reference;
+ * their results must print the same.
  *
  * Mixed into the same run are hostile commands: a second pool with files,
  * mms and pins of its own (a second reference model follows it), trace
@@ -17,10 +18,10 @@
  * with a file of the other, forks and statistics across pools, unpins of
  * ids of the other pool or of no pin, unknown flag bits, closed file
  * handles, NULL pointers where gmem.h says -EINVAL, bad pool and file
- * parameters.  Each such call must return what include/gmem.h and
- * docs/DECISIONS.md say, and one that fails must change nothing: the
- * statistics of both pools (pool-wide and of every open file) are
- * compared before and after it.
+ * parameters, b-adaptive's merge calls.  Each such call must return what
+ * include/gmem.h and docs/DECISIONS.md say, and one that fails must
+ * change nothing: the statistics of both pools (pool-wide and of every
+ * open file) are compared before and after it.
  *
  * After every command gmem_check() must pass on both pools and their
  * statistics (pool-wide and of every open file, every TRACE.md key but
@@ -113,7 +114,7 @@ static uint8_t next(struct input *in)
 enum cmd {
 	C_POOL, C_FILE, C_CLOSE, C_MM, C_MMAP, C_FAULT, C_WRITE, C_READ,
 	C_PIN, C_UNPIN, C_CONVERT, C_PUNCH, C_GUEST, C_GREAD, C_GWRITE,
-	C_IOMMU, C_POISON,
+	C_IOMMU, C_POISON, C_COMPACT,
 };
 
 /* A decoded command. */
@@ -123,7 +124,9 @@ struct op {
 	uint64_t off, len, size;
 	uint8_t val;
 	int policy;
+	unsigned int delay;		/* b-adaptive: merge_delay=, if has_delay */
 	bool shared, w, longterm, exclusive, to_shared, zero, has_len;
+	bool has_delay;
 };
 
 /*
@@ -136,6 +139,7 @@ struct world {
 	struct gmem_pool *pool;
 	struct gmem_file *file[NR_FILES];
 	uint64_t fsize[NR_FILES];	/* by name, for decoding offsets */
+	int fpolicy[NR_FILES];		/* index into policy_lib[] */
 	struct gmem_mm *mm[NR_MMS];
 	bool pin_held[NR_PINS];
 	uint64_t pin_id[NR_PINS];
@@ -144,6 +148,7 @@ struct world {
 	struct gmem_file *closed[NR_CLOSED];
 	uint64_t closed_size[NR_CLOSED];
 	int closed_name[NR_CLOSED];
+	int closed_policy[NR_CLOSED];
 	unsigned int nclosed;		/* ever closed; a ring of NR_CLOSED */
 	uint64_t dead_id[NR_DEAD];	/* ids unpinned; a ring of NR_DEAD */
 	unsigned int ndead;
@@ -162,12 +167,16 @@ struct run {
 	bool failed;
 };
 
-static const char *const policy_word[] = { "4k", "a", "b-eager", "b-lazy" };
+#define POL_ADAPTIVE 4		/* the index of b-adaptive below */
+static const char *const policy_word[] = {
+	"4k", "a", "b-eager", "b-lazy", "b-adaptive",
+};
 static const enum gmem_policy policy_lib[] = {
 	GMEM_POLICY_4K, GMEM_POLICY_A, GMEM_POLICY_B_EAGER, GMEM_POLICY_B_LAZY,
+	GMEM_POLICY_B_ADAPTIVE,
 };
 static const enum ref_policy policy_ref[] = {
-	REF_4K, REF_A, REF_B_EAGER, REF_B_LAZY,
+	REF_4K, REF_A, REF_B_EAGER, REF_B_LAZY, REF_B_ADAPTIVE,
 };
 
 static const char *fname(int i)
@@ -277,15 +286,28 @@ static void decode(struct input *in, const struct world *w, uint8_t b,
 	switch (b % 32) {
 	case 0: case 1: case 2: {
 		/* file: name, policy, shared, size (1-4 huge pages; 1-2 on a
-		 * 1G pool; now and then a size that is not a multiple) */
+		 * 1G pool; now and then a size that is not a multiple).  The
+		 * opcodes 98, 130, 162 and 194 make a b-adaptive file, whose
+		 * policy bits pick a small merge delay (periods end often in
+		 * a run of 64 commands), 0 (merge at once) or none (the
+		 * default, 8192: only compact merges) */
 		static const uint64_t slots2m[8] = { 1, 2, 3, 4, 1, 2, 0, 1 };
 		static const uint64_t slots1g[8] = { 1, 1, 2, 1, 1, 2, 0, 1 };
+		static const int delays[8] = { 1, 2, 3, 4, 0, 1, 2, -1 };
+		uint8_t opc = b;
 		uint64_t ns;
+		int d;
 
 		b = next(in);
 		op->cmd = C_FILE;
 		op->file = b & 3;
 		op->policy = (b >> 2) & 3;
+		if (opc % 32 == 2 && opc >= 96) {
+			d = delays[((b >> 2) & 3) | ((opc >> 5) & 1) << 2];
+			op->policy = POL_ADAPTIVE;
+			op->has_delay = d >= 0;
+			op->delay = d >= 0 ? (unsigned int)d : 0;
+		}
 		op->shared = (b >> 4) & 1;
 		ns = (w->hpp == 512 ? slots2m : slots1g)[b >> 5];
 		op->size = ns ? ns * w->psize : w->psize + w->psize / 2;
@@ -390,7 +412,12 @@ static void decode(struct input *in, const struct world *w, uint8_t b,
 			  (((b >> 2) & 15) == 15 ? 0x10 : 0);
 		return;
 	default:
-		/* a second pool: err EEXIST */
+		/* compact (opcodes 95 and up); a second pool: err EEXIST */
+		if (b >= 95) {
+			op->cmd = C_COMPACT;
+			op->file = next(in) & 3;
+			return;
+		}
 		op->cmd = C_POOL;
 		return;
 	}
@@ -408,9 +435,15 @@ static void op_line(const struct world *w, const struct op *op, char *buf,
 		snprintf(buf, len, "pool %s 1", w->hpp == 512 ? "2M" : "1G");
 		break;
 	case C_FILE:
-		snprintf(buf, len, "file %s 0x%" PRIx64 " policy=%s%s", f,
-			 op->size, policy_word[op->policy],
-			 op->shared ? " shared" : "");
+		if (op->has_delay)
+			snprintf(buf, len, "file %s 0x%" PRIx64
+				 " policy=%s merge_delay=%u%s", f, op->size,
+				 policy_word[op->policy], op->delay,
+				 op->shared ? " shared" : "");
+		else
+			snprintf(buf, len, "file %s 0x%" PRIx64 " policy=%s%s",
+				 f, op->size, policy_word[op->policy],
+				 op->shared ? " shared" : "");
 		break;
 	case C_CLOSE:
 		snprintf(buf, len, "close %s", f);
@@ -476,6 +509,9 @@ static void op_line(const struct world *w, const struct op *op, char *buf,
 	case C_POISON:
 		snprintf(buf, len, "poison %s 0x%" PRIx64, f, op->off);
 		break;
+	case C_COMPACT:
+		snprintf(buf, len, "compact %s", f);
+		break;
 	}
 }
 
@@ -491,7 +527,8 @@ static struct ref_res ref_run(struct world *w, const struct op *op)
 		return ref_pool(r, w->psize, 1, false);
 	case C_FILE:
 		return ref_file(r, f, op->size, policy_ref[op->policy],
-				op->shared);
+				op->shared,
+				op->has_delay ? (int64_t)op->delay : -1);
 	case C_CLOSE:
 		return ref_close(r, f);
 	case C_MM:
@@ -525,6 +562,8 @@ static struct ref_res ref_run(struct world *w, const struct op *op)
 		return ref_iommu(r, f, op->off, op->len);
 	case C_POISON:
 		return ref_poison(r, f, op->off);
+	case C_COMPACT:
+		return ref_compact(r, f);
 	}
 	abort();
 }
@@ -609,13 +648,29 @@ static void lib_run(struct run *rn, struct world *w, const struct op *op,
 		abort();
 	case C_FILE:
 		EEXIST_IF(f);
+		/* tools/trace.c: "merge_delay= applies to b-adaptive only:
+		 * EINVAL before creating", then set after it */
+		if (op->has_delay && op->policy != POL_ADAPTIVE) {
+			ret = -EINVAL;
+			break;
+		}
 		ret = gmem_file_create(w->pool, op->size,
 				       policy_lib[op->policy],
 				       op->shared ? GMEM_FILE_INIT_SHARED : 0,
 				       &f);
+		if (!ret && op->has_delay) {
+			ret = gmem_file_set_merge_delay(f, op->delay);
+			if (ret) {
+				snprintf(rn->note, sizeof(rn->note),
+					 "gmem_file_set_merge_delay() of a new "
+					 "b-adaptive file gave %d", ret);
+				gmem_file_close(f);
+			}
+		}
 		if (!ret) {
 			w->file[op->file] = f;
 			w->fsize[op->file] = op->size;
+			w->fpolicy[op->file] = op->policy;
 		}
 		break;
 	case C_CLOSE:
@@ -627,6 +682,7 @@ static void lib_run(struct run *rn, struct world *w, const struct op *op,
 			w->closed[k] = f;
 			w->closed_size[k] = w->fsize[op->file];
 			w->closed_name[k] = op->file;
+			w->closed_policy[k] = w->fpolicy[op->file];
 			w->file[op->file] = NULL;
 		}
 		break;
@@ -723,6 +779,10 @@ static void lib_run(struct run *rn, struct world *w, const struct op *op,
 	case C_POISON:
 		ENOENT_IF(!f);
 		ret = gmem_poison(f, op->off);
+		break;
+	case C_COMPACT:
+		ENOENT_IF(!f);
+		ret = gmem_file_compact(f);
 		break;
 	default:
 		abort();
@@ -862,8 +922,9 @@ static void snap_take(struct run *rn, struct snap *sn)
 
 /*
  * Compares two snapshots; on a difference adds what changed to the trace
- * and reports @what.  pin_wait_ns is time; eopnotsupp counts refused
- * calls (a long-term pin under policy a), so @skip_eopnotsupp for those.
+ * and reports @what.  pin_wait_ns is time; the peaks keep what a failing
+ * call held for a moment; eopnotsupp counts refused calls (a long-term
+ * pin under policy a), so @skip_eopnotsupp for those.
  */
 static bool snap_same(struct run *rn, const struct snap *a,
 		      const struct snap *b, bool skip_eopnotsupp,
@@ -892,7 +953,11 @@ static bool snap_same(struct run *rn, const struct snap *a,
 				const char *key = gmem_stat_keys[j];
 				uint64_t va = 0, vb = 0;
 
+				/* gmem.h: a peak is "the most meta_bytes and
+				 * vmemmap_bytes a file held at any moment",
+				 * a failing call's moment too */
 				if (!strcmp(key, "pin_wait_ns") ||
+				    strstr(key, "_peak_") ||
 				    (skip_eopnotsupp &&
 				     !strcmp(key, "eopnotsupp")))
 					continue;
@@ -932,8 +997,10 @@ static void refsnap_take(struct world *w, struct refsnap *rs)
 /*
  * Whether the documents say that @op, answered @res, changed nothing:
  * every error but a conversion's EAGAIN and EBUSY ("host entries zapped
- * stay zapped") and a guest range's (it keeps what it mapped before), a
- * host access's sigbus, and a guest access that found nothing to map.
+ * stay zapped"), a b-adaptive long-term pin's EAGAIN (it "changes nothing
+ * but the zapped entries, as a failing conversion does") and a guest
+ * range's (it keeps what it mapped before), a host access's sigbus, and a
+ * guest access that found nothing to map.
  */
 static bool must_keep(const struct world *w, const struct op *op,
 		      const struct ref_res *res)
@@ -943,6 +1010,8 @@ static bool must_keep(const struct world *w, const struct op *op,
 	if (res->kind == REF_ERR) {
 		if (op->cmd == C_CONVERT &&
 		    (res->err == EAGAIN || res->err == EBUSY))
+			return false;
+		if (op->cmd == C_PIN && res->err == EAGAIN)
 			return false;
 		return !(op->cmd == C_GUEST && op->has_len);
 	}
@@ -1114,13 +1183,15 @@ enum hkind {
 	H_NULL,		/* NULL pointers where gmem.h says -EINVAL */
 	H_HVA,		/* gmem_file_hva() past the end, no memory */
 	H_POOL,		/* gmem_pool_create() with a bad size, count, backing */
+	H_MERGE,	/* gmem_file_set_merge_delay(), gmem_file_compact():
+			 * NULL, closed, not b-adaptive */
 };
 
 /* 0xff, a byte mutations write often, is two pools mixed rather than
  * the cheap pool parameters */
 static const uint8_t hkinds[32] = {
 	H_SWITCH, H_SWITCH, H_SWITCH,
-	H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE,
+	H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_EDGE, H_MERGE,
 	H_POOL, H_CROSS, H_CROSS, H_CROSS, H_CROSS,
 	H_FORK, H_STATS, H_STATS, H_UNPIN, H_UNPIN, H_UNPIN,
 	H_FLAGS, H_FLAGS, H_CLOSED, H_CLOSED, H_CLOSED,
@@ -1618,7 +1689,7 @@ static bool h_flags(struct run *rn, struct input *in)
 		0x80000002u,
 	};
 	static const unsigned int bad_attr[4] = { 2, 3, 255, 0x7fffffff };
-	static const unsigned int bad_policy[4] = { 4, 5, 255, 0x7fffffff };
+	static const unsigned int bad_policy[4] = { 5, 6, 255, 0x7fffffff };
 	uint8_t x = next(in), y = next(in);
 	struct world *w = &rn->w[rn->cur];
 	int fi = pick_file(w, (y >> 2) & 3), mi = pick_mm(w, (y >> 4) & 3);
@@ -1983,6 +2054,67 @@ static bool h_pool(struct run *rn, struct input *in)
 	return ok;
 }
 
+/*
+ * The merge calls of b-adaptive where the trace language cannot reach:
+ * gmem.h says gmem_file_set_merge_delay() is "-EINVAL (NULL, or not a
+ * b-adaptive file); -EBADF" and gmem_file_compact() "-EINVAL (NULL);
+ * -EBADF".  (Both on an open b-adaptive file change its state: the
+ * trace's `merge_delay=` and `compact` do those.)
+ */
+static bool h_merge(struct run *rn, struct input *in)
+{
+	uint8_t x = next(in);
+	struct world *w = &rn->w[rn->cur];
+	unsigned int delay = x >> 5;
+	struct snap before;
+	char fnm[32];
+	int i, got, want;
+
+	snap_take(rn, &before);
+	switch (x % 5) {
+	case 0:
+		return api_end(rn, &before, gmem_file_compact(NULL), -EINVAL,
+			       -EINVAL, "gmem.h: -EINVAL (NULL)",
+			       "gmem_file_compact(NULL)");
+	case 1:
+		got = gmem_file_set_merge_delay(NULL, delay);
+		return api_end(rn, &before, got, -EINVAL, -EINVAL,
+			       "gmem.h: -EINVAL (NULL)",
+			       "gmem_file_set_merge_delay(NULL, %u)", delay);
+	case 2:
+		i = pick_closed(w, x >> 3);
+		if (i < 0)
+			return true;
+		oname(fnm, sizeof(fnm), w, fname(w->closed_name[i]), true);
+		return api_end(rn, &before, gmem_file_compact(w->closed[i]),
+			       -EBADF, -EBADF,
+			       "gmem.h: a closed file's handle gives -EBADF",
+			       "gmem_file_compact(%s)", fnm);
+	case 3:
+		i = pick_closed(w, x >> 3);
+		if (i < 0)
+			return true;
+		oname(fnm, sizeof(fnm), w, fname(w->closed_name[i]), true);
+		got = gmem_file_set_merge_delay(w->closed[i], delay);
+		want = w->closed_policy[i] == POL_ADAPTIVE ? -EBADF : -EINVAL;
+		return api_end(rn, &before, got, -EBADF, want,
+			       want == -EBADF ?
+			       "gmem.h: a closed file's handle gives -EBADF" :
+			       "gmem.h: closed (-EBADF) and not b-adaptive "
+			       "(-EINVAL): both apply",
+			       "gmem_file_set_merge_delay(%s, %u)", fnm, delay);
+	default:
+		i = pick_file(w, x >> 3);
+		if (i < 0 || w->fpolicy[i] == POL_ADAPTIVE)
+			return true;
+		oname(fnm, sizeof(fnm), w, fname(i), false);
+		got = gmem_file_set_merge_delay(w->file[i], delay);
+		return api_end(rn, &before, got, -EINVAL, -EINVAL,
+			       "gmem.h: -EINVAL (not a b-adaptive file)",
+			       "gmem_file_set_merge_delay(%s, %u)", fnm, delay);
+	}
+}
+
 /* Runs the hostile command of kind @k; false on a failure. */
 static bool hostile(struct run *rn, struct input *in, unsigned int k)
 {
@@ -2016,6 +2148,8 @@ static bool hostile(struct run *rn, struct input *in, unsigned int k)
 		return h_null(rn, in);
 	case H_HVA:
 		return h_hva(rn, in);
+	case H_MERGE:
+		return h_merge(rn, in);
 	default:
 		return h_pool(rn, in);
 	}

@@ -18,6 +18,9 @@
  *   structure (intact, or split; on 1 GiB pages, which 2 MiB pieces are
  *   split to 4 KiB);
  * - content as a list of (offset, byte) written, anything else reads 0;
+ * - under b-adaptive, the merge hysteresis: a note per page (a conversion
+ *   or an unpin asked for merges there), the file's merge clock and delay,
+ *   and per slot when it was last touched and its backoff;
  * - pins as records that remember which memory instance each page was;
  *   memory that left its file while pinned waits in a detached list.
  *
@@ -72,6 +75,10 @@ struct rslot {
 	bool tok;
 	bool intact;		/* one huge folio */
 	bool *piece4k;		/* 1G slots: 2M piece i is split to 4K */
+	/* b-adaptive: the merge clock when this memory was last touched
+	 * (allocated, or a note over it), and its backoff */
+	uint32_t touched;
+	uint8_t backoff;
 };
 
 struct rbyte {
@@ -91,6 +98,11 @@ struct rfile {
 	struct rbyte *ct;
 	size_t nct, capct;
 	uint64_t c[NR_COUNTERS];
+	/* b-adaptive: the merge delay D, the merge clock (32 bits, as
+	 * DECISIONS.md counts it) and the pages noted for a merge */
+	uint32_t delay;
+	uint32_t clock;
+	uint8_t *noted;
 };
 
 struct rmm {
@@ -131,6 +143,11 @@ struct ref {
 	struct rpin *pins;
 	size_t npins;
 	uint64_t c[NR_COUNTERS];
+	/* the folios a b-adaptive long-term pin zapped entries of, as
+	 * (first page, pages): at most two huge pages and two 2M pieces in
+	 * each */
+	uint64_t zap_p0[6], zap_n[6];
+	int nzap;
 };
 
 const char *const ref_stat_keys[REF_NR_KEYS] = {
@@ -279,6 +296,13 @@ static bool mapped(struct ref *r, int mm, struct rfile *f)
 static bool huge(const struct rfile *f)
 {
 	return f->pol != REF_4K;
+}
+
+/* "`b-adaptive` is `b-lazy` ... with two changes" (DECISIONS.md): it
+ * splits the same way. */
+static bool lazy(const struct rfile *f)
+{
+	return f->pol == REF_B_LAZY || f->pol == REF_B_ADAPTIVE;
 }
 
 /* "Offsets and lengths must be 4K-aligned and inside the file" (non-empty). */
@@ -525,7 +549,7 @@ static void lazy_split(struct ref *r, struct rfile *f, uint64_t s)
 	struct rslot *sl = &f->slot[s];
 	uint64_t p0 = s * f->spp;
 
-	if (!sl->inst || f->pol != REF_B_LAZY)
+	if (!sl->inst || !lazy(f))
 		return;
 	if (f->spp == P2M) {
 		if (sl->intact && !one_attr(f, p0, P2M)) {
@@ -551,51 +575,180 @@ static void lazy_split(struct ref *r, struct rfile *f, uint64_t s)
 }
 
 /*
+ * The merges of slot @s's blocks over pages [a, b) of it: each split 2M
+ * piece there (the slot itself on 2M pages) that "has one attribute, no
+ * poisoned page, no host entry and no pin" merges (4K -> 2M first), then
+ * the 1G page if all its pieces are intact and the same holds for it; a
+ * merge "removes the smaller guest mappings inside the merged block".
+ * Return: whether anything merged.
+ */
+static bool merge_in(struct ref *r, struct rfile *f, uint64_t s, uint64_t a,
+		     uint64_t b)
+{
+	struct rslot *sl = &f->slot[s];
+	uint64_t p0 = s * f->spp;
+	bool merged = false, all2m = true;
+
+	if (!sl->inst || sl->intact)
+		return false;
+	if (f->spp == P2M) {
+		if (!mergeable(f, p0, P2M))
+			return false;
+		sl->intact = true;
+		count(r, f, C_COLLAPSES, 1);
+		guest_drop_below(f, p0, P2M, LV_2M);
+		return true;
+	}
+	for (uint64_t i = (a - p0) / P2M; i <= (b - 1 - p0) / P2M; i++) {
+		uint64_t q = p0 + i * P2M;
+
+		if (sl->piece4k[i] && mergeable(f, q, P2M)) {
+			sl->piece4k[i] = false;
+			count(r, f, C_COLLAPSES, 1);
+			guest_drop_below(f, q, P2M, LV_2M);
+			merged = true;
+		}
+	}
+	for (uint64_t i = 0; i < P1G / P2M; i++)
+		all2m = all2m && !sl->piece4k[i];
+	if (all2m && mergeable(f, p0, P1G)) {
+		sl->intact = true;
+		count(r, f, C_COLLAPSES, 1);
+		guest_drop_below(f, p0, P1G, LV_1G);
+		merged = true;
+	}
+	return merged;
+}
+
+/*
  * b-lazy "merges a split block (4K -> 2M first, then 2M -> 1G) as soon as
  * it has one attribute, no poisoned page, no host entry and no pin -- at
  * the end of any command, an unpin included".
  */
 static void lazy_merge(struct ref *r, struct rfile *f)
 {
+	for (uint64_t s = 0; s < f->nslots; s++)
+		merge_in(r, f, s, s * f->spp, (s + 1) * f->spp);
+}
+
+/* ---------------------------------------------------------- b-adaptive */
+
+/*
+ * DECISIONS.md, "Policy b-adaptive": "Each huge page remembers when it was
+ * last touched: by a conversion whose range overlaps it, or by an unpin of
+ * a page in a split block of it (the events after which b-lazy would try a
+ * merge)", and the file looks at "the blocks noted since (those b-lazy
+ * would have tried)": a conversion's whole range, an unpin's whole range.
+ * While merges wait (D > 0) a huge page ages as one ("merges them where
+ * their huge page has not been touched"), and its noted blocks are looked
+ * at as one: a note covers the huge pages it touches (the documents leave
+ * the grain open; libgmem notes whole huge pages then, and so does the
+ * model).  @touch: the note is a touch, which restarts the wait of the
+ * memory there (a hole has none).
+ */
+static void adaptive_note(struct rfile *f, uint64_t p0, uint64_t p1,
+			  bool touch)
+{
+	if (f->delay) {
+		p0 = slot_of(f, p0) * f->spp;
+		p1 = (slot_of(f, p1 - 1) + 1) * f->spp;
+	}
+	memset(f->noted + p0, 1, p1 - p0);
+	if (!f->delay || !touch)
+		return;
+	for (uint64_t s = slot_of(f, p0); s <= slot_of(f, p1 - 1); s++)
+		if (f->slot[s].inst)
+			f->slot[s].touched = f->clock;
+}
+
+/* The most a page's wait doubles ("up to 16"). */
+#define BACKOFF_MAX 16
+
+/* "merges them where their huge page has not been touched for
+ * D << backoff ticks", and "a wait is at most 2^31 conversions (ages are
+ * 32-bit)": the 32-bit clock's difference is the age. */
+static bool adaptive_aged(const struct rfile *f, const struct rslot *sl)
+{
+	uint32_t age = f->clock - sl->touched;
+	uint64_t wait = (uint64_t)f->delay << sl->backoff;
+
+	return age >= (wait < 1ULL << 31 ? wait : 1ULL << 31);
+}
+
+/*
+ * Merges over the noted pages, one maximal run of noted pages inside a
+ * slot at a time, in offset order (a note names a range of pages, and
+ * touching ranges are one).  Notes on holes and on intact slots go:
+ * nothing there can merge.
+ *
+ * @period, a period's end: a run in memory that has not aged keeps its
+ * note for a later period; one in memory that has aged is looked at (and
+ * its note goes, merged or not), and "Each merge in a huge page adds one
+ * to its backoff (up to 16)": one per huge page and period end that
+ * merged anything there.  Whether a period end that merges several blocks
+ * of a 1 GiB page adds one or several the documents leave open ("a page
+ * whose blocks merge and split again and again waits twice as long each
+ * time"); libgmem adds one, and so does the model.
+ *
+ * Otherwise (D = 0: "merges at once, as b-lazy") every run is looked at,
+ * and the backoff stays.
+ */
+static void adaptive_merge_noted(struct ref *r, struct rfile *f, bool period)
+{
 	for (uint64_t s = 0; s < f->nslots; s++) {
 		struct rslot *sl = &f->slot[s];
-		uint64_t p0 = s * f->spp;
-		bool all2m = true;
+		uint64_t end = (s + 1) * f->spp, a = s * f->spp, b;
 
-		if (!sl->inst || sl->intact)
-			continue;
-		if (f->spp == P2M) {
-			if (mergeable(f, p0, P2M)) {
-				sl->intact = true;
-				count(r, f, C_COLLAPSES, 1);
-				guest_drop_below(f, p0, P2M, LV_2M);
+		for (;; a = b) {
+			while (a < end && !f->noted[a])
+				a++;
+			if (a == end)
+				break;
+			for (b = a; b < end && f->noted[b]; b++)
+				;
+			if (!sl->inst || sl->intact) {
+				memset(f->noted + a, 0, b - a);
+				continue;
 			}
-			continue;
-		}
-		for (uint64_t i = 0; i < P1G / P2M; i++) {
-			uint64_t q = p0 + i * P2M;
-
-			if (sl->piece4k[i] && mergeable(f, q, P2M)) {
-				sl->piece4k[i] = false;
-				count(r, f, C_COLLAPSES, 1);
-				guest_drop_below(f, q, P2M, LV_2M);
-			}
-			all2m = all2m && !sl->piece4k[i];
-		}
-		if (all2m && mergeable(f, p0, P1G)) {
-			sl->intact = true;
-			count(r, f, C_COLLAPSES, 1);
-			guest_drop_below(f, p0, P1G, LV_1G);
+			if (period && !adaptive_aged(f, sl))
+				continue;
+			memset(f->noted + a, 0, b - a);
+			if (merge_in(r, f, s, a, b) && period &&
+			    sl->backoff < BACKOFF_MAX)
+				sl->backoff++;
 		}
 	}
+}
+
+/*
+ * "every gmem_convert() call on the file that finds pages to change (it
+ * succeeds, or fails with EAGAIN or EBUSY) is one tick of the file's merge
+ * clock ... Every D ticks the file looks at the blocks noted since".  The
+ * conversion notes (and touches) its range first.
+ */
+static void adaptive_converted(struct ref *r, struct rfile *f, uint64_t p0,
+			       uint64_t p1)
+{
+	if (f->pol != REF_B_ADAPTIVE)
+		return;
+	adaptive_note(f, p0, p1, true);
+	if (f->delay && ++f->clock % f->delay == 0)
+		adaptive_merge_noted(r, f, true);
 }
 
 /* Runs at the end of every command. */
 static void end_command(struct ref *r)
 {
-	for (size_t i = 0; i < r->nfiles; i++)
-		if (r->files[i]->open && r->files[i]->pol == REF_B_LAZY)
-			lazy_merge(r, r->files[i]);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct rfile *f = r->files[i];
+
+		if (!f->open)
+			continue;
+		if (f->pol == REF_B_LAZY)
+			lazy_merge(r, f);
+		else if (f->pol == REF_B_ADAPTIVE && !f->delay)
+			adaptive_merge_noted(r, f, false);
+	}
 }
 
 /* The folio holding page @p of an allocated slot, as [*start, +*n). */
@@ -663,9 +816,13 @@ static int alloc_slot(struct ref *r, struct rfile *f, uint64_t s)
 		count(r, f, C_SHATTERS, 1);
 		break;
 	case REF_B_LAZY:
+	case REF_B_ADAPTIVE:
 		/* "also when memory is allocated into an already mixed range" */
 		sl->intact = true;
 		lazy_split(r, f, s);
+		/* new memory starts its wait now, with no backoff */
+		sl->touched = f->clock;
+		sl->backoff = 0;
 		break;
 	}
 	return 0;
@@ -783,6 +940,7 @@ static void file_free(struct rfile *f)
 	free(f->slot);
 	free(f->pg);
 	free(f->ct);
+	free(f->noted);
 	free(f);
 }
 
@@ -818,8 +976,13 @@ struct ref_res ref_pool(struct ref *r, uint64_t page_size, uint64_t count,
 	return ok();
 }
 
+/*
+ * The trace's `merge_delay=N` "applies to b-adaptive only" (EINVAL before
+ * the file is created); a b-adaptive file "starts with
+ * GMEM_MERGE_DELAY_DEFAULT" (gmem.h).
+ */
 struct ref_res ref_file(struct ref *r, const char *name, uint64_t size,
-			enum ref_policy pol, bool shared)
+			enum ref_policy pol, bool shared, int64_t merge_delay)
 {
 	struct rfile *f;
 
@@ -827,6 +990,8 @@ struct ref_res ref_file(struct ref *r, const char *name, uint64_t size,
 		return err(ENOENT);
 	if (file_find(r, name))
 		return err(EEXIST);
+	if (merge_delay >= 0 && pol != REF_B_ADAPTIVE)
+		return err(EINVAL);
 	if (!size || size % r->psize)
 		return err(EINVAL);
 	if (pol != REF_4K && pool_unreserved(r) < size / r->psize)
@@ -844,6 +1009,11 @@ struct ref_res ref_file(struct ref *r, const char *name, uint64_t size,
 	f->nslots = f->npages / f->spp;
 	f->pg = xcalloc(f->npages, sizeof(*f->pg));
 	f->slot = xcalloc(f->nslots, sizeof(*f->slot));
+	if (pol == REF_B_ADAPTIVE) {
+		f->noted = xcalloc(f->npages, 1);
+		f->delay = merge_delay >= 0 ? (uint32_t)merge_delay :
+					      REF_MERGE_DELAY_DEFAULT;
+	}
 	for (uint64_t p = 0; p < f->npages; p++)
 		f->pg[p].shared = shared;
 	for (uint64_t s = 0; s < f->nslots; s++) {
@@ -988,6 +1158,119 @@ struct ref_res ref_read(struct ref *r, const char *mm, const char *file,
 	return host(r, mm, file, off, HOST_READ, 0);
 }
 
+/* Whether a page of [p0, p0 + n) is pinned (a folio holds those pins). */
+static bool any_pin(const struct rfile *f, uint64_t p0, uint64_t n)
+{
+	for (uint64_t p = p0; p < p0 + n; p++)
+		if (f->pg[p].npin)
+			return true;
+	return false;
+}
+
+/*
+ * The folios a b-adaptive long-term pin of [p0, p1) splits: "Each intact
+ * huge folio that the pinned range covers only in part is split, 1G -> 2M
+ * and then the 2M blocks the range covers in part -> 4K ... A folio the
+ * range covers wholly stays intact" (DECISIONS.md).  As the range is one
+ * piece, only the huge pages of its first and last page, and in each only
+ * the 2M pieces of the range's ends there, can be covered in part.  In
+ * offset order: the first end's huge page, its 2M pieces, then the last
+ * end's.  @fn is called on each, with @fresh when the folio was made by a
+ * split of this call (it holds nothing); it returns false to stop.
+ */
+typedef bool (*pin_split_fn)(struct ref *r, struct rfile *f, uint64_t s,
+			     int piece, bool fresh);
+
+static bool adaptive_pin_walk(struct ref *r, struct rfile *f, uint64_t p0,
+			      uint64_t p1, pin_split_fn fn)
+{
+	for (int e = 0; e < 2; e++) {
+		uint64_t s = slot_of(f, e ? p1 - 1 : p0);
+		uint64_t s0 = s * f->spp, s1 = s0 + f->spp;
+		uint64_t a = p0 > s0 ? p0 : s0, b = p1 < s1 ? p1 : s1;
+		struct rslot *sl = &f->slot[s];
+		bool fresh = false;
+
+		if (e == 1 && s == slot_of(f, p0))
+			break;
+		if (a == s0 && b == s1)
+			continue;
+		if (sl->intact) {
+			if (!fn(r, f, s, -1, false))
+				return false;
+			fresh = true;
+		}
+		if (f->spp == P2M)
+			continue;
+		for (int ce = 0; ce < 2; ce++) {
+			uint64_t i = ((ce ? b - 1 : a) - s0) / P2M;
+			uint64_t c0 = s0 + i * P2M;
+
+			if (ce == 1 && i == (a - s0) / P2M)
+				break;
+			if ((!fresh && sl->piece4k[i]) ||
+			    (a <= c0 && b >= c0 + P2M))
+				continue;
+			if (!fn(r, f, s, (int)i, fresh))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Before the split: "the folio's host entries are zapped first", but "A
+ * folio that another pin holds (a short-term pin of another page) cannot
+ * be split: that is tested before its entries are zapped, and the
+ * long-term pin fails with EAGAIN.  A pin whose range cuts two huge pages
+ * may have split and zapped the first before it finds the second held: it
+ * undoes the split, and only those zapped entries stay zapped, as after a
+ * failing conversion" (DECISIONS.md).  Memory this pin allocates, and
+ * folios an earlier split of the call made, hold neither.
+ */
+static bool pin_split_check(struct ref *r, struct rfile *f, uint64_t s,
+			    int piece, bool fresh)
+{
+	uint64_t p0 = s * f->spp, n = f->spp;
+
+	if (fresh || !f->slot[s].inst)
+		return true;
+	if (piece >= 0) {
+		p0 += (uint64_t)piece * P2M;
+		n = P2M;
+	}
+	if (any_pin(f, p0, n))
+		return false;
+	for (uint64_t p = p0; p < p0 + n; p++) {
+		if (!f->pg[p].ptes)
+			continue;
+		if (!r->nzap || r->zap_p0[r->nzap - 1] != p0) {
+			r->zap_p0[r->nzap] = p0;
+			r->zap_n[r->nzap++] = n;
+		}
+		zap_page(r, f, p);
+	}
+	return true;
+}
+
+/* The split itself, each counted as a shatter (the memory is there now). */
+static bool pin_split_do(struct ref *r, struct rfile *f, uint64_t s,
+			 int piece, bool fresh)
+{
+	struct rslot *sl = &f->slot[s];
+
+	(void)fresh;
+	if (piece < 0) {
+		sl->intact = false;
+		if (sl->piece4k)
+			memset(sl->piece4k, 0, P1G / P2M * sizeof(bool));
+	} else {
+		sl->piece4k[piece] = true;
+	}
+	count(r, f, C_SHATTERS, 1);
+	return true;
+}
+
 /*
  * Pins: "EINVAL, EFAULT (no mapping), EOPNOTSUPP (long-term under a), then
  * the first page of the range that cannot be pinned decides; at one page,
@@ -1048,6 +1331,30 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 		}
 		last_slot = s;
 	}
+	/* b-adaptive: "A long-term pin splits before it pins", after every
+	 * check above (the memory of the range is there first): EAGAIN if
+	 * a folio to split holds a pin */
+	r->nzap = 0;
+	if (longterm && f->pol == REF_B_ADAPTIVE &&
+	    !adaptive_pin_walk(r, f, p0, p1, pin_split_check)) {
+		/*
+		 * It fails "as after a failing conversion", which leaves
+		 * "the zaps of a failed conversion and the merges that
+		 * follow it (the merge rule applies after every call)"
+		 * (DECISIONS.md): a zapped folio may be what kept its 1 GiB
+		 * page from merging, and "b-lazy merges a block the moment
+		 * it is uniform and unreferenced" ("D = 0 merges at once, as
+		 * b-lazy"; with D > 0 the blocks b-lazy would have tried wait
+		 * for a period's end).  The blocks there are noted; a pin is
+		 * not a touch, so no wait restarts.  (libgmem notes nothing
+		 * there: known/k-adaptive-failed-pin-no-merge.)
+		 */
+		for (int i = 0; i < r->nzap; i++)
+			adaptive_note(f, r->zap_p0[i],
+				      r->zap_p0[i] + r->zap_n[i], false);
+		end_command(r);
+		return err(EAGAIN);
+	}
 	if (strlen(id) >= NAME_MAX_LEN)
 		abort();
 	r->pins = xrealloc(r->pins, (r->npins + 1) * sizeof(*r->pins));
@@ -1060,13 +1367,17 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 	pin->longterm = longterm;
 	pin->exclusive = exclusive;
 	pin->inst = xcalloc(pin->n, sizeof(*pin->inst));
-	for (uint64_t p = p0; p < p1; p++) {
-		struct rpage *pg = &f->pg[p];
-
-		if (alloc_slot(r, f, slot_of(f, p))) {
+	for (uint64_t s = slot_of(f, p0); s <= slot_of(f, p1 - 1); s++) {
+		if (alloc_slot(r, f, s)) {
 			fprintf(stderr, "ref: pin allocation failed\n");
 			abort();
 		}
+	}
+	if (longterm && f->pol == REF_B_ADAPTIVE)
+		adaptive_pin_walk(r, f, p0, p1, pin_split_do);
+	for (uint64_t p = p0; p < p1; p++) {
+		struct rpage *pg = &f->pg[p];
+
 		pg->ptes |= (uint8_t)(1U << mm);
 		pg->npin++;
 		pg->nlong += longterm;
@@ -1077,16 +1388,38 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 	return ok();
 }
 
+/*
+ * b-adaptive: whether an unpin is "an unpin of a page in a split block" of
+ * an open file, i.e. one after which b-lazy would try a merge: a page of
+ * it is in a folio smaller than its huge page, or its memory left the file
+ * (the range may hold new memory).  Pins never sit on a folio that splits
+ * or merges, so the page's folio now is the one it pinned.
+ */
+static bool unpin_notes(const struct rfile *f, const struct rpin *pin)
+{
+	if (!f->open || f->pol != REF_B_ADAPTIVE)
+		return false;
+	for (uint64_t i = 0; i < pin->n; i++) {
+		const struct rslot *sl = &f->slot[slot_of(f, pin->p0 + i)];
+
+		if (sl->inst != pin->inst[i] || !sl->intact)
+			return true;
+	}
+	return false;
+}
+
 struct ref_res ref_unpin(struct ref *r, const char *id)
 {
 	struct rpin *pin = pin_find(r, id), dead;
 	struct rfile *f;
+	bool note;
 
 	if (!pin)
 		return err(ENOENT);
 	dead = *pin;
 	*pin = r->pins[--r->npins];
 	f = dead.f;
+	note = unpin_notes(f, &dead);
 	for (uint64_t i = 0; i < dead.n; i++) {
 		uint64_t p = dead.p0 + i;
 		struct rpage *pg = &f->pg[p];
@@ -1105,6 +1438,8 @@ struct ref_res ref_unpin(struct ref *r, const char *id)
 			}
 		}
 	}
+	if (note)
+		adaptive_note(f, dead.p0, dead.p0 + dead.n, true);
 	free(dead.inst);
 	end_command(r);
 	return ok();
@@ -1166,11 +1501,13 @@ struct ref_res ref_convert(struct ref *r, const char *name, uint64_t off,
 		}
 		if (busy != UINT64_MAX) {
 			count(r, f, C_EBUSY, 1);
+			adaptive_converted(r, f, p0, p1);
 			end_command(r);
 			return err_at(EBUSY, busy * PG);
 		}
 		if (again != UINT64_MAX) {
 			count(r, f, C_EAGAIN, 1);
+			adaptive_converted(r, f, p0, p1);
 			end_command(r);
 			return err_at(EAGAIN, again * PG);
 		}
@@ -1186,6 +1523,7 @@ struct ref_res ref_convert(struct ref *r, const char *name, uint64_t off,
 	for (uint64_t s = slot_of(f, p0); s <= slot_of(f, p1 - 1); s++)
 		lazy_split(r, f, s);
 	count(r, f, C_CONVERSIONS, 1);
+	adaptive_converted(r, f, p0, p1);
 	end_command(r);
 	return ok();
 }
@@ -1367,6 +1705,30 @@ struct ref_res ref_poison(struct ref *r, const char *name, uint64_t off)
 	f->pg[p].poison = 1;
 	zap_page(r, f, p);
 	guest_drop_at(f, p);
+	end_command(r);
+	return ok();
+}
+
+/*
+ * compact: "gmem_file_compact() (the trace's compact) merges every block
+ * that may merge now, whatever its age"; gmem.h: "A file whose policy
+ * never merges (4k, a, b-eager) has nothing to do".  The documents do not
+ * say what becomes of the notes of blocks that could not merge; the model
+ * drops them, as libgmem does (a block that could not merge now waits for
+ * a new note).
+ */
+struct ref_res ref_compact(struct ref *r, const char *name)
+{
+	struct rfile *f = file_find(r, name);
+
+	if (!f)
+		return err(ENOENT);
+	if (f->pol == REF_B_ADAPTIVE) {
+		/* "and leaves the backoff alone" */
+		for (uint64_t s = 0; s < f->nslots; s++)
+			merge_in(r, f, s, s * f->spp, (s + 1) * f->spp);
+		memset(f->noted, 0, f->npages);
+	}
 	end_command(r);
 	return ok();
 }

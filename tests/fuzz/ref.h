@@ -22,7 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ref_policy { REF_4K, REF_A, REF_B_EAGER, REF_B_LAZY };
+enum ref_policy { REF_4K, REF_A, REF_B_EAGER, REF_B_LAZY, REF_B_ADAPTIVE };
+
+/* The merge delay a b-adaptive file starts with: "default 8192"
+ * (DECISIONS.md, gmem-trace(5)). */
+#define REF_MERGE_DELAY_DEFAULT 8192
 
 enum ref_kind {
 	REF_OK,		/* "ok" */
@@ -63,8 +67,9 @@ void ref_free(struct ref *r);
 /* One function per trace command; names as in the trace. */
 struct ref_res ref_pool(struct ref *r, uint64_t page_size, uint64_t count,
 			bool no_backing);
+/* @merge_delay: the trace's `merge_delay=N`, or -1 for none given. */
 struct ref_res ref_file(struct ref *r, const char *name, uint64_t size,
-			enum ref_policy pol, bool shared);
+			enum ref_policy pol, bool shared, int64_t merge_delay);
 struct ref_res ref_close(struct ref *r, const char *file);
 struct ref_res ref_mm(struct ref *r, const char *name, const char *fork);
 struct ref_res ref_mmap(struct ref *r, const char *mm, const char *file);
@@ -91,6 +96,7 @@ struct ref_res ref_gwrite(struct ref *r, const char *file, uint64_t off,
 struct ref_res ref_iommu(struct ref *r, const char *file, uint64_t off,
 			 uint64_t len);
 struct ref_res ref_poison(struct ref *r, const char *file, uint64_t off);
+struct ref_res ref_compact(struct ref *r, const char *file);
 
 /*
  * ref_stats() - @file NULL for the pool-wide figures.
