@@ -831,14 +831,18 @@ undo:
  */
 static int block_split_for_pin(struct gfile *f, struct ghuge *h,
 			       struct gblock *b, unsigned int order,
-			       uint64_t index, uint8_t *data)
+			       uint64_t index, uint8_t *data,
+			       struct split_list *sl)
 {
 	struct gfolio *fo = &b->folio;
 
 	if (folio_ref_count(fo) - folio_mapcount(fo) != 1)
 		return -EAGAIN;
-	if (folio_mapcount(fo))
+	if (folio_mapcount(fo)) {
 		zap_range(f, fo->index, fo->index + folio_nr_pages(fo));
+		sl->zap_pg[sl->nr_zap] = fo->index;
+		sl->zap_nr[sl->nr_zap++] = folio_nr_pages(fo);
+	}
 	/* a zap removes every entry and the references they held, so only
 	 * the file's is left (block_split() asserts it) */
 	return block_split(f, h, b, order, index, data);
@@ -867,6 +871,7 @@ int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 
 	assert_invalidate_exclusive(f);
 	sl->nr = 0;
+	sl->nr_zap = 0;
 	if (f->policy != GMEM_POLICY_B_ADAPTIVE)
 		return 0;
 	flush_batch_begin(f);
@@ -882,7 +887,7 @@ int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 			continue;
 		if (!h->blk.split) {
 			ret = block_split_for_pin(f, h, &h->blk, order, hs,
-						  h->data);
+						  h->data, sl);
 			if (ret)
 				goto undo;
 			undo[sl->nr++] = (struct split_undo){ h, &h->blk, order };
@@ -901,7 +906,7 @@ int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 			if (c->split || (MAX(a, cs) == cs && MIN(b, cend) == cend))
 				continue;
 			ret = block_split_for_pin(f, h, c, PMD_ORDER, cs,
-						  c->folio.data);
+						  c->folio.data, sl);
 			if (ret)
 				goto undo;
 			undo[sl->nr++] = (struct split_undo){ h, c, PMD_ORDER };
@@ -1004,7 +1009,8 @@ static bool merges_wait(const struct gfile *f)
  * node) is not lost: the file is marked to look at every block instead,
  * which needs no memory.
  */
-void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
+static void __file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			      bool touch)
 {
 	unsigned int order = file_order(f);
 
@@ -1019,14 +1025,29 @@ void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
 	if (rs_add(&f->merge_todo, pg0, pg1))
 		f->merge_all = true;
 	if (merges_wait(f)) {
-		for (uint64_t slot = pg0 >> order; slot <= (pg1 - 1) >> order;
-		     slot++)
+		for (uint64_t slot = pg0 >> order;
+		     touch && slot <= (pg1 - 1) >> order; slot++)
 			if (f->huge[slot])
 				f->huge[slot]->touched = f->merge_clock;
 		return;		/* merges wait for a period's end */
 	}
 	/* release: pairs with the acquire in the unlock paths */
 	atomic_store_explicit(&f->merge_pending, true, memory_order_release);
+}
+
+void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1)
+{
+	__file_note_merge(f, pg0, pg1, true);
+}
+
+/**
+ * file_note_merge_quiet() - as file_note_merge(), but not a touch: a
+ * failing long-term pin's zaps may let a block merge (a host entry kept
+ * it split), and the pin did not use the memory.  Context: file lock.
+ */
+void file_note_merge_quiet(struct gfile *f, uint64_t pg0, uint64_t pg1)
+{
+	__file_note_merge(f, pg0, pg1, false);
 }
 
 /**

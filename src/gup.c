@@ -408,6 +408,11 @@ undo:
 	ret = -ENOMEM;
 undo_ret:
 	file_unsplit(f, &splits);
+	/* zapped entries stay zapped: what they kept split may merge now,
+	 * as after a failing conversion */
+	for (unsigned int i = 0; i < splits.nr_zap; i++)
+		file_note_merge_quiet(f, splits.zap_pg[i],
+				      splits.zap_pg[i] + splits.zap_nr[i]);
 	pin_undo_alloc(f, undo, nr_undo);
 unlock:
 	if (undo != undo_small)

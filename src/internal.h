@@ -447,6 +447,7 @@ void file_release_small(struct gfile *f, uint64_t pg);
 int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
 		   enum gmem_attr to);
 void file_note_merge(struct gfile *f, uint64_t pg0, uint64_t pg1);
+void file_note_merge_quiet(struct gfile *f, uint64_t pg0, uint64_t pg1);
 void file_merge_tick(struct gfile *f);
 void file_run_merges(struct gfile *f);
 /* The splits a call made, to undo if it fails later (at most two huge
@@ -459,6 +460,9 @@ struct split_undo {
 struct split_list {
 	struct split_undo e[8];
 	unsigned int nr;
+	/* the folios whose host entries it zapped, by first page and size */
+	uint64_t zap_pg[8], zap_nr[8];
+	unsigned int nr_zap;
 };
 int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 		       struct split_list *sl);

@@ -1346,8 +1346,8 @@ struct ref_res ref_pin(struct ref *r, const char *id, const char *mmname,
 		 * it is uniform and unreferenced" ("D = 0 merges at once, as
 		 * b-lazy"; with D > 0 the blocks b-lazy would have tried wait
 		 * for a period's end).  The blocks there are noted; a pin is
-		 * not a touch, so no wait restarts.  (libgmem notes nothing
-		 * there: known/k-adaptive-failed-pin-no-merge.)
+		 * not a touch, so no wait restarts (libgmem's
+		 * file_note_merge_quiet(); corpus/adaptive-failed-pin-merges).
 		 */
 		for (int i = 0; i < r->nzap; i++)
 			adaptive_note(f, r->zap_p0[i],
