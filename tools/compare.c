@@ -268,7 +268,7 @@ static void print_table(const struct run *runs, unsigned int n, FILE *f)
 		if (r->wl != last) {
 			fprintf(f, "%s%s: %s\n", last ? "\n" : "", r->wl->name,
 				r->wl->summary);
-			fprintf(f, "%-8s %5s %-7s %-17s %-17s %8s %8s %8s "
+			fprintf(f, "%-10s %5s %-7s %-17s %-17s %8s %8s %8s "
 				"%7s %7s %8s %6s %5s %5s %8s %7s %7s %5s %8s %7s\n",
 				"policy", "guest", "backing",
 				"guest 1G/2M/4K %", "iommu 1G/2M/4K %",
@@ -279,7 +279,7 @@ static void print_table(const struct run *runs, unsigned int n, FILE *f)
 			last = r->wl;
 		}
 		if (x->error) {
-			fprintf(f, "%-8s failed: %s (%s)\n",
+			fprintf(f, "%-10s failed: %s (%s)\n",
 				policy_name(r->policy), x->what,
 				gmem_errno_name(x->error));
 			continue;
@@ -289,7 +289,7 @@ static void print_table(const struct run *runs, unsigned int n, FILE *f)
 			    per_gib(x->meta_bytes, x->guest_bytes));
 		human_bytes(vmm, sizeof(vmm),
 			    per_gib(x->vmemmap_bytes, x->guest_bytes));
-		fprintf(f, "%-8s %5s %-7s %5.1f/%5.1f/%5.1f %5.1f/%5.1f/%5.1f "
+		fprintf(f, "%-10s %5s %-7s %5.1f/%5.1f/%5.1f %5.1f/%5.1f/%5.1f "
 			"%8s %8s %8" PRIu64 " %7.1f %7.1f %8.1f %6" PRIu64
 			" %5" PRIu64 " %5" PRIu64 " %8.1f %7" PRIu64 " %7"
 			PRIu64 " %5" PRIu64 " %8.0f %7.0f\n",
@@ -348,7 +348,7 @@ static void print_kernel_table(const struct run *runs, unsigned int n,
 		struct kcost k;
 
 		if (r->wl != last) {
-			fprintf(f, "\n%s\n%-8s %10s %9s %9s %9s %9s %9s  %-6s "
+			fprintf(f, "\n%s\n%-10s %10s %9s %9s %9s %9s %9s  %-6s "
 				"%9s %9s %9s\n", r->wl->name, "policy",
 				"kernel ms", "split", "merge", "zap/tlb",
 				"zero", "inval", "most", "conv p50",
@@ -356,11 +356,11 @@ static void print_kernel_table(const struct run *runs, unsigned int n,
 			last = r->wl;
 		}
 		if (x->error) {
-			fprintf(f, "%-8s failed\n", policy_name(r->policy));
+			fprintf(f, "%-10s failed\n", policy_name(r->policy));
 			continue;
 		}
 		kcost_of(&o->model, &x->ev, &k);
-		fprintf(f, "%-8s %10.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %-6s "
+		fprintf(f, "%-10s %10.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %-6s "
 			"%9.1f %9.1f %9.1f\n", policy_name(r->policy),
 			k.total / 1e6, k.split / 1e6, k.merge / 1e6,
 			k.zap / 1e6, k.zero / 1e6, k.inval / 1e6,
