@@ -758,39 +758,47 @@ static bool range_changes(struct gfile *f, uint64_t a, uint64_t b,
 	return rs_first_in(&f->shared, a, b, &x);
 }
 
+static int block_split_for_pin(struct gfile *f, struct ghuge *h,
+			       struct gblock *b, unsigned int order,
+			       uint64_t index, uint8_t *data,
+			       struct split_list *sl);
+
 /*
- * Split the intact blocks that [pg0, pg1) covers in part and whose pages
- * change, so that every intact folio keeps one attribute (b-lazy).  Blocks
- * wholly inside the range stay intact.  At most two huge pages and two 2M
- * blocks in each are cut by the range's ends.  All or nothing.
+ * Split the intact blocks that [pg0, pg1) cuts (covers in part): at most
+ * two huge pages, and in each at most two 2M blocks, at the range's ends.
+ * For a conversion (@to set), only where pages of the cut part change,
+ * with block_split(); for a long-term pin (@to NULL), every cut block,
+ * with block_split_for_pin().  All or nothing: a failure undoes the
+ * splits made.  Counts one shatter per split on success.
  */
-int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
-		   enum gmem_attr to)
+static int split_cut_blocks(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			    const enum gmem_attr *to, struct split_list *sl)
 {
 	unsigned int order = file_order(f);
 	uint64_t n = 1ULL << order;
-	struct split_undo undo[8];
-	unsigned int nr_undo = 0;
 	uint64_t ends[2] = { pg0, pg1 - 1 };
 	int ret = 0;
 
-	if (!policy_lazy(f))
-		return 0;
+	sl->nr = 0;
+	sl->nr_zap = 0;
 	for (int e = 0; e < 2; e++) {
 		uint64_t slot = ends[e] >> order;
 		struct ghuge *h = f->huge[slot];
 		uint64_t hs = slot << order, he = hs + n;
 		uint64_t a = MAX(pg0, hs), b = MIN(pg1, he);
 
-		if (!h || (a == hs && b == he) || !range_changes(f, a, b, to))
-			continue;
 		if (e == 1 && (pg0 >> order) == slot)
-			continue;	/* same huge page as the first end */
+			break;		/* one huge page: done with the first */
+		if (!h || (a == hs && b == he) ||
+		    (to && !range_changes(f, a, b, *to)))
+			continue;
 		if (!h->blk.split) {
-			ret = block_split(f, h, &h->blk, order, hs, h->data);
+			ret = to ? block_split(f, h, &h->blk, order, hs, h->data) :
+				   block_split_for_pin(f, h, &h->blk, order, hs,
+						       h->data, sl);
 			if (ret)
 				goto undo;
-			undo[nr_undo++] = (struct split_undo){ h, &h->blk, order };
+			sl->e[sl->nr++] = (struct split_undo){ h, &h->blk, order };
 		}
 		if (order == PMD_ORDER)
 			continue;
@@ -803,25 +811,45 @@ int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
 			uint64_t ca = MAX(a, cs), cb = MIN(b, cend);
 
 			if (ce == 1 && ((cends[0] - hs) >> PMD_ORDER) == ci)
-				continue;
+				break;
 			if (c->split || (ca == cs && cb == cend) ||
-			    !range_changes(f, ca, cb, to))
+			    (to && !range_changes(f, ca, cb, *to)))
 				continue;
-			ret = block_split(f, h, c, PMD_ORDER, cs, c->folio.data);
+			ret = to ? block_split(f, h, c, PMD_ORDER, cs,
+					       c->folio.data) :
+				   block_split_for_pin(f, h, c, PMD_ORDER, cs,
+						       c->folio.data, sl);
 			if (ret)
 				goto undo;
-			undo[nr_undo++] = (struct split_undo){ h, c, PMD_ORDER };
+			sl->e[sl->nr++] = (struct split_undo){ h, c, PMD_ORDER };
 		}
 	}
-	for (unsigned int i = 0; i < nr_undo; i++)
+	for (unsigned int i = 0; i < sl->nr; i++)
 		count_shatter(f);
 	return 0;
 
 undo:
-	while (nr_undo--)
-		block_unsplit(f, undo[nr_undo].h, undo[nr_undo].b,
-			      undo[nr_undo].order, false);
+	while (sl->nr--)
+		block_unsplit(f, sl->e[sl->nr].h, sl->e[sl->nr].b,
+			      sl->e[sl->nr].order, false);
+	sl->nr = 0;
 	return ret;
+}
+
+/*
+ * Split the intact blocks that [pg0, pg1) covers in part and whose pages
+ * change, so that every intact folio keeps one attribute (b-lazy,
+ * b-adaptive).  Blocks wholly inside the range stay intact.  All or
+ * nothing.
+ */
+int file_split_for(struct gfile *f, uint64_t pg0, uint64_t pg1,
+		   enum gmem_attr to)
+{
+	struct split_list sl;
+
+	if (!policy_lazy(f))
+		return 0;
+	return split_cut_blocks(f, pg0, pg1, &to, &sl);
 }
 
 /*
@@ -856,73 +884,24 @@ static int block_split_for_pin(struct gfile *f, struct ghuge *h,
  * later conversion of a neighbour never meets one (DESIGN: a folio can be
  * split only without unexpected references, so it must happen now).
  * The range's memory is allocated.  All or nothing, but for host entries
- * zapped on the way (they refault).
+ * zapped on the way (they refault; @sl lists them).
  * Context: invalidate lock exclusive, file lock.
  * Return: 0; -EAGAIN (a folio to split holds another pin); -ENOMEM.
  */
 int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 		       struct split_list *sl)
 {
-	unsigned int order = file_order(f);
-	uint64_t n = 1ULL << order;
-	struct split_undo *undo = sl->e;
-	uint64_t ends[2] = { pg0, pg1 - 1 };
-	int ret = 0;
+	int ret;
 
 	assert_invalidate_exclusive(f);
 	sl->nr = 0;
 	sl->nr_zap = 0;
 	if (f->policy != GMEM_POLICY_B_ADAPTIVE)
 		return 0;
+	/* one unmap of the folios it zaps: one flush per mm */
 	flush_batch_begin(f);
-	for (int e = 0; e < 2; e++) {
-		uint64_t slot = ends[e] >> order;
-		struct ghuge *h = f->huge[slot];
-		uint64_t hs = slot << order, he = hs + n;
-		uint64_t a = MAX(pg0, hs), b = MIN(pg1, he);
-
-		if (e == 1 && (pg0 >> order) == slot)
-			break;		/* one huge page: done with the first */
-		if (!h || (a == hs && b == he))
-			continue;
-		if (!h->blk.split) {
-			ret = block_split_for_pin(f, h, &h->blk, order, hs,
-						  h->data, sl);
-			if (ret)
-				goto undo;
-			undo[sl->nr++] = (struct split_undo){ h, &h->blk, order };
-		}
-		if (order == PMD_ORDER)
-			continue;
-		uint64_t cends[2] = { a, b - 1 };
-
-		for (int ce = 0; ce < 2; ce++) {
-			uint64_t ci = (cends[ce] - hs) >> PMD_ORDER;
-			struct gblock *c = &h->blk.child[ci];
-			uint64_t cs = hs + (ci << PMD_ORDER), cend = cs + PTRS;
-
-			if (ce == 1 && ((cends[0] - hs) >> PMD_ORDER) == ci)
-				break;
-			if (c->split || (MAX(a, cs) == cs && MIN(b, cend) == cend))
-				continue;
-			ret = block_split_for_pin(f, h, c, PMD_ORDER, cs,
-						  c->folio.data, sl);
-			if (ret)
-				goto undo;
-			undo[sl->nr++] = (struct split_undo){ h, c, PMD_ORDER };
-		}
-	}
+	ret = split_cut_blocks(f, pg0, pg1, NULL, sl);
 	flush_batch_end(f);
-	for (unsigned int i = 0; i < sl->nr; i++)
-		count_shatter(f);
-	return 0;
-
-undo:
-	flush_batch_end(f);
-	while (sl->nr--)
-		block_unsplit(f, undo[sl->nr].h, undo[sl->nr].b,
-			      undo[sl->nr].order, false);
-	sl->nr = 0;
 	return ret;
 }
 
