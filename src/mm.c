@@ -431,16 +431,17 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 		ret = -ENXIO;
 		goto out;
 	}
-	v = vma_find(to_mm(mmp), f);
+	pthread_mutex_lock(&f->lock);
+	/* the file's own list: no mm-wide lock on the access path */
+	v = vma_find_locked(f, to_mm(mmp));
 	if (!v) {
 		ret = -EFAULT;
-		goto out;
+		goto unlock;
 	}
 	if (off >= f->size) {
 		ret = GMEM_SIGBUS;
-		goto out;
+		goto unlock;
 	}
-	pthread_mutex_lock(&f->lock);
 	ret = host_fault_locked(v, f, pg, &fo);
 	if (!ret && op) {
 		uint8_t *b = fo->data + ((pg - fo->index) << PAGE_SHIFT) +
@@ -451,6 +452,7 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 		else
 			*val = *b;
 	}
+unlock:
 	pthread_mutex_unlock(&f->lock);
 out:
 	invalidate_unlock_shared(f);
