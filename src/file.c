@@ -333,43 +333,42 @@ enum gmem_policy gmem_file_policy(const struct gmem_file *file)
 	return ((const struct gfile *)file)->policy;
 }
 
-int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
+/*
+ * Under the file's locks: set the merge delay (@delay non-NULL), then run
+ * the merges that are due: all of them for @compact, or what waited if the
+ * delay became 0 (as under b-lazy).
+ */
+static int file_merge_request(struct gfile *f, const unsigned int *delay,
+			      bool compact)
 {
-	struct gfile *f = to_file(file);
-	int ret;
+	int ret = file_enter(f);
 
-	if (!file || f->policy != GMEM_POLICY_B_ADAPTIVE)
-		return -EINVAL;
-	ret = file_enter(f);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
 	/* the longest wait an age can reach (ages are 32-bit) */
-	f->merge_delay = MIN(conversions, 1U << 31);
-	/* no delay any more: what waited merges now, as under b-lazy */
-	if (!conversions)
+	if (delay)
+		f->merge_delay = MIN(*delay, 1U << 31);
+	f->merge_compact = compact;
+	if (compact || (delay && !*delay))
 		file_run_merges(f);
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 	return 0;
 }
 
+int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
+{
+	if (!file || to_file(file)->policy != GMEM_POLICY_B_ADAPTIVE)
+		return -EINVAL;
+	return file_merge_request(to_file(file), &conversions, false);
+}
+
 int gmem_file_compact(struct gmem_file *file)
 {
-	struct gfile *f = to_file(file);
-	int ret;
-
 	if (!file)
 		return -EINVAL;
-	ret = file_enter(f);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&f->lock);
-	f->merge_compact = true;
-	file_run_merges(f);
-	pthread_mutex_unlock(&f->lock);
-	invalidate_unlock(f);
-	return 0;
+	return file_merge_request(to_file(file), NULL, true);
 }
 
 int gmem_file_close(struct gmem_file *file)
