@@ -45,7 +45,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 
 # Libraries the library needs beyond libc (e.g. -lurcu) go here.
-GMEM_LIBS :=
+GMEM_LIBS := -lurcu-bp
 
 GMEM_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS)
 # -fPIC: one set of objects serves the static and the shared library.

@@ -59,6 +59,11 @@ static void invalidate_lock_mark(struct gfile *f)
 			      memory_order_relaxed);
 	atomic_store_explicit(&f->inval.writer_held, true,
 			      memory_order_relaxed);
+	/* seq_cst, then a full fence: the odd count is visible before any
+	 * change this holder makes, and orders against a fast path's
+	 * reference taken before its re-check (the GUP-fast handshake) */
+	atomic_fetch_add_explicit(&f->seq, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 void invalidate_lock(struct gfile *f)
@@ -78,6 +83,8 @@ void invalidate_lock(struct gfile *f)
 
 static void __invalidate_unlock(struct gfile *f)
 {
+	/* release: every change made inside is visible before the even count */
+	atomic_fetch_add_explicit(&f->seq, 1, memory_order_release);
 	atomic_store_explicit(&f->inval.writer_held, false,
 			      memory_order_relaxed);
 	pthread_rwlock_unlock(&f->inval.rw);

@@ -175,13 +175,14 @@ static void block_unsplit(struct gfile *f, struct ghuge *h, struct gblock *b,
 	else
 		count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, -1);
 	if (order == PUD_ORDER) {
-		gmem_free(b->child, PTRS * sizeof(*b->child));
+		/* fast paths may still look at the parts (rcu.c) */
+		free_rcu(f->pool, b->child, PTRS * sizeof(*b->child));
 		b->child = NULL;
 		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gblock)));
 		count_folios(f, GMAP_2M, -PTRS);
 		count_folios(f, GMAP_1G, 1);
 	} else {
-		gmem_free(b->small, PTRS * sizeof(*b->small));
+		free_rcu(f->pool, b->small, PTRS * sizeof(*b->small));
 		b->small = NULL;
 		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gfolio)));
 		count_folios(f, GMAP_4K, -PTRS);
@@ -255,22 +256,22 @@ static int huge_shape_lazy(struct gfile *f, struct ghuge *h)
 	return 0;
 }
 
-/* Free a huge page's descriptors (its folios hold no references). */
+/* Free a huge page's descriptors (its folios hold no references), after
+ * a grace period: fast paths may still look at them. */
 void huge_free_meta(struct gpool *p, struct ghuge *h)
 {
-	(void)p;
 	if (h->blk.split) {
 		if (h->blk.child) {
 			for (unsigned int i = 0; i < PTRS; i++)
 				if (h->blk.child[i].split)
-					gmem_free(h->blk.child[i].small,
-						  PTRS * sizeof(struct gfolio));
-			gmem_free(h->blk.child, PTRS * sizeof(struct gblock));
+					free_rcu(p, h->blk.child[i].small,
+						 PTRS * sizeof(struct gfolio));
+			free_rcu(p, h->blk.child, PTRS * sizeof(struct gblock));
 		} else {
-			gmem_free(h->blk.small, PTRS * sizeof(struct gfolio));
+			free_rcu(p, h->blk.small, PTRS * sizeof(struct gfolio));
 		}
 	}
-	gmem_free(h, sizeof(*h));
+	free_rcu(p, h, sizeof(*h));
 }
 
 /* Count the folios of a huge page by level (for release bookkeeping). */
@@ -401,13 +402,13 @@ void small_undo_alloc(struct gfile *f, uint64_t pg)
 	/* The directory came with this page (and so with this call): it
 	 * goes too.  One that was there before stays, empty or not. */
 	if (!(fo->flags & FOLIO_NEW_DIR)) {
-		gmem_free(fo, sizeof(*fo));
+		free_rcu(f->pool, fo, sizeof(*fo));
 		return;
 	}
-	gmem_free(fo, sizeof(*fo));
+	free_rcu(f->pool, fo, sizeof(*fo));
 	for (unsigned int i = 0; i < PTRS; i++)
 		GM_BUG_ON(dir[i]);
-	gmem_free(dir, PTRS * sizeof(struct gfolio *));
+	free_rcu(f->pool, dir, PTRS * sizeof(struct gfolio *));
 	f->small[pg >> PMD_ORDER] = NULL;
 	count_meta(f, NULL, -(int64_t)(PTRS * sizeof(struct gfolio *)));
 }
@@ -500,7 +501,7 @@ static void folio_free(struct gfile *f, struct gfolio *fo)
 		pthread_mutex_lock(&p->lock);
 		p->detached_meta -= sizeof(*fo);
 		pthread_mutex_unlock(&p->lock);
-		gmem_free(fo, sizeof(*fo));
+		free_rcu(p, fo, sizeof(*fo));
 		return;
 	}
 	struct ghuge *h = fo->huge;
@@ -734,7 +735,8 @@ void file_free_folios(struct gfile *f)
 				continue;
 			for (unsigned int i = 0; i < PTRS; i++)
 				file_release_small(f, (d << PMD_ORDER) + i);
-			gmem_free(f->small[d], PTRS * sizeof(struct gfolio *));
+			free_rcu(f->pool, f->small[d],
+				 PTRS * sizeof(struct gfolio *));
 			f->small[d] = NULL;
 			count_meta(f, NULL,
 				   -(int64_t)(PTRS * sizeof(struct gfolio *)));

@@ -225,6 +225,11 @@ struct gpool {
 	 * punch one by one (no lock: only the destroying thread runs) */
 	bool tearing_down;
 
+	/* rcu_lock: blocks waiting for a grace period (rcu.c); innermost */
+	pthread_mutex_t rcu_lock;
+	struct rcu_deferred *rcu_list;
+	uint64_t rcu_nr, rcu_bytes;
+
 	/* pins: chained hash table by id */
 	struct gpin **pin_hash;
 	uint64_t pin_hash_size;
@@ -253,16 +258,22 @@ struct gpool {
  */
 struct gpt_pte {
 	uint32_t nr;
-	struct gfolio *pte[PTRS];
+	_Atomic(struct gfolio *) pte[PTRS];
 };
 
 struct gpt_pmd {
 	uint32_t nr;
-	struct gpt_pte *t[PTRS];
+	_Atomic(struct gpt_pte *) t[PTRS];
 };
 
+/*
+ * The entries and table pointers are atomics: the fast paths (mm.c, gup.c)
+ * walk them under gmem_rcu_read_lock() with no lock while the file's lock
+ * holder changes them.  Tables are published with a release store after
+ * they are zeroed, and freed only after a grace period (free_rcu()).
+ */
 struct gpt {
-	struct gpt_pmd **dir;
+	_Atomic(struct gpt_pmd *) *dir;
 	uint64_t nr_gb;
 	uint64_t nr_ptes;
 };
@@ -273,7 +284,8 @@ struct gvma {
 	struct gmm *mm;
 	struct gfile *file;
 	struct gvma *mm_next;		/* mm->lock */
-	struct gvma *file_next;		/* file->lock */
+	/* file->lock to change; read by the fast paths under RCU */
+	_Atomic(struct gvma *) file_next;
 	struct gpt pt;			/* file->lock */
 	bool batch_zapped;		/* lost entries in a flush batch */
 	struct gview *view;		/* file->lock: gmem_mm_view(), or NULL */
@@ -360,6 +372,15 @@ struct gfile {
 	 * poison, merge or close changes what pages are or where they live.
 	 */
 	struct ginval inval;
+	/*
+	 * seq: odd while a holder of the invalidate lock exclusively is
+	 * inside, advanced when it enters and when it leaves.  Every change
+	 * of what a page is or where it lives (conversion, punch, poison,
+	 * split, merge, close) happens inside, so a fast path that saw the
+	 * same even value before and after its lock-free reads saw no
+	 * change (a seqcount, as the kernel's mmu_invalidate_seq).
+	 */
+	atomic_uint seq;
 
 	/*
 	 * lock: everything below, under either mode of the invalidate lock.
@@ -390,7 +411,7 @@ struct gfile {
 					 * and this lock to change) */
 	uint64_t *unreserved;		/* per huge page: reservation gone
 					 * with a retired page (pool->lock) */
-	struct gvma *vmas;
+	_Atomic(struct gvma *) vmas;	/* as gvma.file_next */
 	struct gview *dead_views;	/* closed: view handlers to stop */
 	struct gmap guest;
 	struct gmap iommu;
@@ -405,6 +426,15 @@ struct gfile {
 
 	struct gfile *next;		/* pool->files_lock */
 };
+
+/* rcu.c: read-side sections of the fast paths; deferred frees */
+struct rcu_deferred;
+void gmem_rcu_init(void);
+void gmem_rcu_read_lock(void);
+void gmem_rcu_read_unlock(void);
+void gmem_synchronize_rcu(void);
+void free_rcu(struct gpool *p, void *ptr, size_t size);
+void rcu_flush(struct gpool *p);
 
 /* invalidate lock */
 void inval_init(struct ginval *l);
@@ -475,6 +505,8 @@ bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
 /* mm.c */
 struct gvma *vma_find(struct gmm *mm, struct gfile *f);
 struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm);
+struct gvma *vma_find_rcu(struct gfile *f, struct gmm *mm);
+struct gfolio *pt_lookup_rcu(struct gvma *v, uint64_t pg);
 int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1);
 bool pt_present(struct gvma *v, uint64_t pg);
 void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo);

@@ -41,6 +41,22 @@ struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm)
 	return v;
 }
 
+/**
+ * vma_find_rcu() - as vma_find_locked(), with no lock: a mapping is freed
+ * only after a grace period (free_rcu()).  Context: gmem_rcu_read_lock().
+ */
+struct gvma *vma_find_rcu(struct gfile *f, struct gmm *mm)
+{
+	struct gvma *v;
+
+	/* acquire: a mapping is published after it is initialised */
+	for (v = atomic_load_explicit(&f->vmas, memory_order_acquire); v;
+	     v = atomic_load_explicit(&v->file_next, memory_order_acquire))
+		if (v->mm == mm)
+			break;
+	return v;
+}
+
 /* ---------------------------------------------------------- page table */
 
 /* Allocate the tables that PTEs for [pg0, pg1) need.  Tables left behind
@@ -48,35 +64,64 @@ struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm)
 int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1)
 {
 	for (uint64_t pg = pg0; pg < pg1;) {
-		struct gpt_pmd **pmdp = &v->pt.dir[pg >> PUD_ORDER];
-		struct gpt_pte **ptep;
+		_Atomic(struct gpt_pmd *) *pmdp = &v->pt.dir[pg >> PUD_ORDER];
+		struct gpt_pmd *pmd = atomic_load_explicit(pmdp,
+							   memory_order_relaxed);
+		struct gpt_pte *pte;
 
-		if (!*pmdp && !(*pmdp = gmem_alloc(sizeof(**pmdp))))
-			return -ENOMEM;
-		ptep = &(*pmdp)->t[(pg >> PMD_ORDER) & (PTRS - 1)];
-		if (!*ptep && !(*ptep = gmem_alloc(sizeof(**ptep))))
-			return -ENOMEM;
+		if (!pmd) {
+			pmd = gmem_alloc(sizeof(*pmd));
+			if (!pmd)
+				return -ENOMEM;
+			/* release: published zeroed, to lock-free walkers */
+			atomic_store_explicit(pmdp, pmd, memory_order_release);
+		}
+		_Atomic(struct gpt_pte *) *ptep =
+			&pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+		pte = atomic_load_explicit(ptep, memory_order_relaxed);
+		if (!pte) {
+			pte = gmem_alloc(sizeof(*pte));
+			if (!pte)
+				return -ENOMEM;
+			/* release: as above */
+			atomic_store_explicit(ptep, pte, memory_order_release);
+		}
 		pg = ALIGN_DOWN(pg, PTRS) + PTRS;
 	}
 	return 0;
 }
 
-static struct gfolio **pt_slot(struct gvma *v, uint64_t pg)
+/* The entry for page @pg, or NULL without a table.  Tables are freed only
+ * with their mapping, after a grace period: lock-free walkers may use it. */
+static _Atomic(struct gfolio *) *pt_slot(struct gvma *v, uint64_t pg)
 {
-	struct gpt_pmd *pmd = v->pt.dir[pg >> PUD_ORDER];
+	/* acquire: tables are published zeroed (pt_prepare()) */
+	struct gpt_pmd *pmd = atomic_load_explicit(&v->pt.dir[pg >> PUD_ORDER],
+						   memory_order_acquire);
 	struct gpt_pte *pte;
 
 	if (!pmd)
 		return NULL;
-	pte = pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)];
+	pte = atomic_load_explicit(&pmd->t[(pg >> PMD_ORDER) & (PTRS - 1)],
+				   memory_order_acquire);
 	return pte ? &pte->pte[pg & (PTRS - 1)] : NULL;
+}
+
+/**
+ * pt_lookup_rcu() - the folio that page @pg maps through @v, or NULL.
+ * Context: gmem_rcu_read_lock() or the file lock.
+ */
+struct gfolio *pt_lookup_rcu(struct gvma *v, uint64_t pg)
+{
+	_Atomic(struct gfolio *) *s = pt_slot(v, pg);
+
+	/* acquire: an entry is installed after its folio is initialised */
+	return s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
 }
 
 bool pt_present(struct gvma *v, uint64_t pg)
 {
-	struct gfolio **s = pt_slot(v, pg);
-
-	return s && *s;
+	return pt_lookup_rcu(v, pg) != NULL;
 }
 
 /** pt_install() - map page @pg of folio @fo: one reference, one mapcount. */
@@ -88,7 +133,9 @@ void pt_install(struct gvma *v, uint64_t pg, struct gfolio *fo)
 	GM_BUG_ON(pte->pte[pg & (PTRS - 1)]);
 	folio_get(fo);
 	atomic_fetch_add_explicit(&fo->mapcount, 1, memory_order_relaxed);
-	pte->pte[pg & (PTRS - 1)] = fo;
+	/* release: the entry's reference is counted before the entry shows */
+	atomic_store_explicit(&pte->pte[pg & (PTRS - 1)], fo,
+			      memory_order_release);
 	pte->nr++;
 	pmd->nr++;
 	v->pt.nr_ptes++;
@@ -122,12 +169,15 @@ static uint64_t vma_zap(struct gfile *f, struct gvma *v, uint64_t pg0,
 			continue;
 		}
 		for (; pg < end; pg++) {
-			struct gfolio **s = &pte->pte[pg & (PTRS - 1)];
-			struct gfolio *fo = *s;
+			_Atomic(struct gfolio *) *s = &pte->pte[pg & (PTRS - 1)];
+			/* relaxed: only the file lock's holder writes entries;
+			 * fast paths re-check the file's seq after reading */
+			struct gfolio *fo = atomic_load_explicit(
+				s, memory_order_relaxed);
 
 			if (!fo)
 				continue;
-			*s = NULL;
+			atomic_store_explicit(s, NULL, memory_order_relaxed);
 			pte->nr--;
 			pmd->nr--;
 			atomic_fetch_sub_explicit(&fo->mapcount, 1,
@@ -209,16 +259,23 @@ void flush_batch_end(struct gfile *f)
 			   (removed_sum(&f->iommu) != f->batch_irem);
 }
 
-static void pt_free(struct gpt *pt)
+/* Free a mapping and its page table after a grace period: fast paths
+ * may still walk them.  Context: not in a read-side section. */
+static void vma_free(struct gpool *p, struct gvma *v)
 {
+	struct gpt *pt = &v->pt;
+
 	for (uint64_t g = 0; g < pt->nr_gb; g++) {
-		if (!pt->dir[g])
+		struct gpt_pmd *pmd = pt->dir[g];
+
+		if (!pmd)
 			continue;
 		for (unsigned int i = 0; i < PTRS; i++)
-			gmem_free(pt->dir[g]->t[i], sizeof(struct gpt_pte));
-		gmem_free(pt->dir[g], sizeof(struct gpt_pmd));
+			free_rcu(p, pmd->t[i], sizeof(struct gpt_pte));
+		free_rcu(p, pmd, sizeof(struct gpt_pmd));
 	}
-	gmem_free(pt->dir, pt->nr_gb * sizeof(*pt->dir));
+	free_rcu(p, pt->dir, pt->nr_gb * sizeof(*pt->dir));
+	free_rcu(p, v, sizeof(*v));
 }
 
 /**
@@ -243,8 +300,7 @@ void vma_destroy_all(struct gfile *f)
 			}
 		}
 		pthread_mutex_unlock(&mm->lock);
-		pt_free(&v->pt);
-		gmem_free(v, sizeof(*v));
+		vma_free(f->pool, v);
 	}
 }
 
@@ -268,7 +324,8 @@ static int mmap_locked(struct gmm *mm, struct gfile *f)
 	v->mm = mm;
 	v->file = f;
 	v->file_next = f->vmas;
-	f->vmas = v;
+	/* release: lock-free walkers see it initialised (vma_find_rcu()) */
+	atomic_store_explicit(&f->vmas, v, memory_order_release);
 	pthread_mutex_lock(&mm->lock);
 	v->mm_next = mm->vmas;
 	mm->vmas = v;
@@ -356,12 +413,11 @@ err:
 			if (file_enter(f))
 				continue;
 			pthread_mutex_lock(&f->lock);
-			for (struct gvma **pp = &f->vmas; (v = *pp);
+			for (_Atomic(struct gvma *) *pp = &f->vmas; (v = *pp);
 			     pp = &v->file_next) {
 				if (v->mm == mm) {
 					*pp = v->file_next;
-					pt_free(&v->pt);
-					gmem_free(v, sizeof(*v));
+					vma_free(f->pool, v);
 					break;
 				}
 			}
@@ -386,14 +442,13 @@ err:
 int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		      struct gfolio **out)
 {
-	struct gfolio **s = pt_slot(v, pg);
-	struct gfolio *fo;
+	struct gfolio *fo = pt_lookup_rcu(v, pg);
 	bool allocated;
 
 	if (!page_is_shared(f, pg) || page_is_poisoned(f, pg))
 		return GMEM_SIGBUS;
-	if (s && *s) {
-		*out = *s;
+	if (fo) {
+		*out = fo;
 		return 0;
 	}
 	if (pt_prepare(v, pg, pg + 1))
@@ -412,6 +467,72 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 	return 0;
 }
 
+/*
+ * A load from guest memory that another thread may store to at the same
+ * moment, as another CPU may: the bytes are the pool's memory, not gmem's
+ * state, and the fast path's re-check decides whether the value counts.
+ */
+#if defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize_thread, noinline))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+__attribute__((no_sanitize("thread"), noinline))
+#endif
+#endif
+static uint8_t guest_byte_load(const uint8_t *b)
+{
+	return *b;
+}
+
+/*
+ * host_access_fast() - a fault or load whose page-table entry is present,
+ * with no lock, as the hardware walks page tables: look the mapping and
+ * the entry up under RCU, and count the result only if the file's seq was
+ * even and unchanged around it (no conversion, punch, poison, split or
+ * merge ran meanwhile: the page was shared and mapped throughout).
+ * Stores take the slow path: a store cannot be taken back after a failed
+ * re-check.  Return: 0 done, 1 take the slow path.
+ */
+static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
+			    int op, uint8_t *val)
+{
+	struct gfolio *fo;
+	struct gvma *v;
+	unsigned int seq;
+	uint8_t b = 0;
+	int ret = 1;
+
+	if (off >= f->size)		/* size never changes */
+		return 1;
+	gmem_rcu_read_lock();
+	/* acquire: the reads below see at least what the last holder did */
+	seq = atomic_load_explicit(&f->seq, memory_order_acquire);
+	if (seq & 1)
+		goto out;
+	v = vma_find_rcu(f, mm);
+	fo = v ? pt_lookup_rcu(v, off >> PAGE_SHIFT) : NULL;
+	if (!fo)
+		goto out;
+	if (op) {
+		/* index and data are set before the entry is published */
+		if (!fo->data)
+			goto out;
+		b = guest_byte_load(fo->data +
+				    (((off >> PAGE_SHIFT) - fo->index) << PAGE_SHIFT) +
+				    (off & (PAGE_SIZE - 1)));
+	}
+	/* acquire fence: the reads above happen before the re-check */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&f->seq, memory_order_relaxed) != seq)
+		goto out;
+	if (op)
+		*val = b;
+	ret = 0;
+out:
+	gmem_rcu_read_unlock();
+	return ret;
+}
+
 /* Fault in and, with @val, load or store one byte. */
 static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 		       uint64_t off, int op, uint8_t *val)
@@ -424,6 +545,8 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 
 	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
+	if (op <= 0 && !host_access_fast(f, to_mm(mmp), off, op, val))
+		return 0;
 	ret = file_enter_shared(f);
 	if (ret)
 		return ret;

@@ -131,8 +131,10 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 	p->count = p->total = p->free = count;
 	p->fd = -1;
 	p->arena_fd = -1;
+	gmem_rcu_init();
 	pthread_mutex_init(&p->files_lock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->rcu_lock, NULL);
 
 	if (backing == GMEM_BACKING_AUTO)
 		backing = count && host_free_hugepages(page_size) >= count ?
@@ -199,6 +201,7 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 		gmem_file_close((struct gmem_file *)f);
 	}
 	pins_drop_all(p);
+	rcu_flush(p);
 	while (p->zombies) {
 		struct gfile *f = p->zombies;
 
@@ -230,6 +233,7 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 		gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
 	pthread_mutex_destroy(&p->files_lock);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->rcu_lock);
 	gmem_free(p, sizeof(*p));
 }
 

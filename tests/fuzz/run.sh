@@ -49,7 +49,7 @@ CFLAGS_COMMON='-std=c11 -D_GNU_SOURCE -O1 -g -pthread -Wall -Wextra -Werror'
 echo "building $out/fuzz-replay (gcc, ASan+UBSan)"
 # shellcheck disable=SC2086  # flag lists
 if ! gcc $CFLAGS_COMMON $SAN -Iinclude -Isrc src/*.c tests/fuzz/ref.c \
-	tests/fuzz/fuzz.c -o "$out/fuzz-replay"; then
+	tests/fuzz/fuzz.c -lurcu-bp -o "$out/fuzz-replay"; then
 	echo "FAIL fuzz-replay does not build"
 	echo "0 passed, 1 failed"
 	exit 1
@@ -140,7 +140,7 @@ done
 if ! clang $CFLAGS_COMMON -DFUZZ_LIBFUZZER \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Iinclude tests/fuzz/fuzz.c tests/fuzz/ref.c "${objs[@]}" \
-	-o "$out/fuzzer"; then
+	-lurcu-bp -o "$out/fuzzer"; then
 	echo "FAIL the libFuzzer target does not build"
 	failed=$((failed + 1))
 	finish

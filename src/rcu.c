@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * rcu.c - read-side critical sections for the lock-free fast paths, and
+ * the deferred frees that let them run: liburcu's "bulletproof" flavour
+ * (urcu-bp), whose readers register themselves on first use, because a
+ * library cannot ask its callers to register their threads.
+ *
+ * A fast path (a fault or read whose PTE is present, a pin of such a page,
+ * an unpin) walks a file's mappings, page tables and folios under
+ * gmem_rcu_read_lock() and takes no lock.  Whatever it may still be
+ * looking at is freed only after a grace period: free_rcu() queues the
+ * block on its pool, and a batch is freed after synchronize_rcu() once it
+ * is large enough, when a file closes, and when the pool is destroyed.
+ * No gmem lock is ever taken inside a read-side section, so a thread may
+ * wait for a grace period while holding any gmem lock.
+ *
+ * ThreadSanitizer cannot see a grace period: it would report a reader's
+ * load against the free that follows synchronize_rcu().  Under TSan every
+ * read-side section ends with a release on one sync object, and every
+ * grace period ends with an acquire on it, which is what the grace period
+ * guarantees: each reader's section happens before the free.
+ */
+#include <stdlib.h>
+#include <urcu/urcu-bp.h>
+
+#include "internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define GMEM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GMEM_TSAN 1
+#endif
+#endif
+
+#ifdef GMEM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char rcu_tsan_sync;
+#endif
+
+/* Queue at most this many blocks, or bytes, before a grace period. */
+#define RCU_BATCH_NR	256
+#define RCU_BATCH_BYTES	(8ULL << 20)
+
+struct rcu_deferred {
+	struct rcu_deferred *next;
+	void *ptr;
+	size_t size;
+};
+
+static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+
+/* urcu-bp keeps a registry of reader threads: a child of fork() that does
+ * not exec must have it fixed, or its first grace period waits forever for
+ * threads that do not exist there. */
+static void rcu_setup(void)
+{
+	pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent,
+		       urcu_bp_after_fork_child);
+}
+
+/** gmem_rcu_init() - once per process, before the first fast path. */
+void gmem_rcu_init(void)
+{
+	pthread_once(&rcu_once, rcu_setup);
+}
+
+void gmem_rcu_read_lock(void)
+{
+	urcu_bp_read_lock();
+}
+
+void gmem_rcu_read_unlock(void)
+{
+#ifdef GMEM_TSAN
+	__tsan_release(&rcu_tsan_sync);
+#endif
+	urcu_bp_read_unlock();
+}
+
+/**
+ * gmem_synchronize_rcu() - wait until every read-side section that began
+ * before this call has ended.  Context: not in a read-side section; may
+ * sleep.
+ */
+void gmem_synchronize_rcu(void)
+{
+	urcu_bp_synchronize_rcu();
+#ifdef GMEM_TSAN
+	__tsan_acquire(&rcu_tsan_sync);
+#endif
+}
+
+static void rcu_free_list(struct rcu_deferred *d)
+{
+	while (d) {
+		struct rcu_deferred *next = d->next;
+
+		gmem_free(d->ptr, d->size);
+		free(d);
+		d = next;
+	}
+}
+
+/**
+ * rcu_flush() - free every block queued on @p, after a grace period.
+ * Context: not in a read-side section; any gmem lock but p->rcu_lock.
+ */
+void rcu_flush(struct gpool *p)
+{
+	struct rcu_deferred *d;
+
+	pthread_mutex_lock(&p->rcu_lock);
+	d = p->rcu_list;
+	p->rcu_list = NULL;
+	p->rcu_nr = 0;
+	p->rcu_bytes = 0;
+	pthread_mutex_unlock(&p->rcu_lock);
+	if (!d)
+		return;
+	gmem_synchronize_rcu();
+	rcu_free_list(d);
+}
+
+/**
+ * free_rcu() - gmem_free() @ptr once no fast path can be looking at it.
+ * Never fails: without memory for the queue entry it waits for a grace
+ * period here.  The queue entry comes from malloc(), not gmem_alloc(): it
+ * is no metadata of gmem's and no failure point.
+ * Context: not in a read-side section; may sleep.
+ */
+void free_rcu(struct gpool *p, void *ptr, size_t size)
+{
+	struct rcu_deferred *d;
+	bool flush;
+
+	if (!ptr)
+		return;
+	d = malloc(sizeof(*d));
+	if (!d) {
+		gmem_synchronize_rcu();
+		gmem_free(ptr, size);
+		return;
+	}
+	d->ptr = ptr;
+	d->size = size;
+	pthread_mutex_lock(&p->rcu_lock);
+	d->next = p->rcu_list;
+	p->rcu_list = d;
+	p->rcu_nr++;
+	p->rcu_bytes += size;
+	flush = p->rcu_nr >= RCU_BATCH_NR || p->rcu_bytes >= RCU_BATCH_BYTES;
+	pthread_mutex_unlock(&p->rcu_lock);
+	if (flush)
+		rcu_flush(p);
+}
