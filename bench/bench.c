@@ -119,6 +119,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -1078,10 +1079,39 @@ static void scale_loop(const struct scale_side *x, enum scale_op op,
 	}
 }
 
+/*
+ * A barrier of two threads that spin: a thread asleep in a futex takes
+ * tens of microseconds or more to wake on this machine kind (a nested
+ * virtual CPU), which a pthread barrier would add to every two-thread
+ * sample.  The waiting thread spins on its own CPU.
+ */
+struct spin_barrier {
+	atomic_uint arrived;
+	atomic_uint generation;
+};
+
+static void spin_barrier_wait(struct spin_barrier *b)
+{
+	/* acquire/release: what each did before arriving is seen after */
+	unsigned int gen = atomic_load_explicit(&b->generation,
+						memory_order_acquire);
+
+	if (atomic_fetch_add_explicit(&b->arrived, 1,
+				      memory_order_acq_rel) == 1) {
+		atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->generation, gen + 1,
+				      memory_order_release);
+		return;
+	}
+	while (atomic_load_explicit(&b->generation,
+				    memory_order_acquire) == gen)
+		__builtin_ia32_pause();
+}
+
 struct scale_worker {
 	const struct scale_side *side;
 	enum scale_op op;
-	pthread_barrier_t *bar;
+	struct spin_barrier *bar;
 	unsigned int rounds;
 };
 
@@ -1091,9 +1121,9 @@ static void *scale_worker_fn(void *arg)
 
 	pin_self(opt.cpu[1]);
 	for (unsigned int r = 0; r < w->rounds; r++) {
-		pthread_barrier_wait(w->bar);
+		spin_barrier_wait(w->bar);
 		scale_loop(w->side, w->op, opt.pin_batch);
-		pthread_barrier_wait(w->bar);
+		spin_barrier_wait(w->bar);
 	}
 	return NULL;
 }
@@ -1111,7 +1141,7 @@ static void bench_scale(enum scale_op op, bool two_files)
 	struct gmem_file *f2 = NULL;
 	struct gmem_mm *mm2 = NULL;
 	struct scale_worker w;
-	pthread_barrier_t bar;
+	struct spin_barrier bar = { 0, 0 };
 	struct result *r;
 	struct gctx c;
 	char n1[64], n2[64];
@@ -1146,8 +1176,6 @@ static void bench_scale(enum scale_op op, bool two_files)
 	/* fault both pages in: the fault and read loops find PTEs present */
 	for (int i = 0; i < 2; i++)
 		G(gmem_fault(side[i].mm, side[i].file, side[i].off, GMEM_WRITE));
-	if (pthread_barrier_init(&bar, NULL, 2))
-		die("pthread_barrier_init failed");
 	w = (struct scale_worker){ &side[1], op, &bar, 1 + opt.bruns };
 	err = pthread_create(&t, NULL, scale_worker_fn, &w);
 	if (err)
@@ -1161,16 +1189,15 @@ static void bench_scale(enum scale_op op, bool two_files)
 		if (i)		/* round 0 is the warm-up */
 			s1[i - 1] = (double)(t1 - t0) / opt.pin_batch;
 		/* both at once */
-		pthread_barrier_wait(&bar);
+		spin_barrier_wait(&bar);
 		t0 = now_ns();
 		scale_loop(&side[0], op, opt.pin_batch);
-		pthread_barrier_wait(&bar);
+		spin_barrier_wait(&bar);
 		if (i)
 			s2[i - 1] = (double)(now_ns() - t0) /
 				    (2.0 * opt.pin_batch);
 	}
 	pthread_join(t, NULL);
-	pthread_barrier_destroy(&bar);
 	r = report(n1, s1, opt.bruns, opt.pin_batch, NULL);
 	snprintf(r->note, sizeof(r->note), "1 thread (CPU %d), %s",
 		 opt.cpu[0], two_files ? "its own file and mm" :

@@ -15,6 +15,7 @@
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 
@@ -115,7 +116,18 @@ void *gmem_alloc(size_t size)
 
 	if (gmem_inject_should_fail())
 		return NULL;
-	p = calloc(1, size ? size : 1);
+	/*
+	 * Blocks of a cache line or more start on one: structures with
+	 * per-thread counters (_Alignas(64)) must not share lines, and
+	 * calloc() promises only 16 bytes.
+	 */
+	if (size >= 64) {
+		p = aligned_alloc(64, (size + 63) & ~(size_t)63);
+		if (p)
+			memset(p, 0, size);
+	} else {
+		p = calloc(1, size ? size : 1);
+	}
 	if (p)
 		atomic_fetch_add_explicit(&inj.live, (long long)size,
 					  memory_order_relaxed);

@@ -98,7 +98,7 @@ static bool refcounts_ok(struct gfile *f, char *why, size_t len)
 	struct expect_map m = { 0 };
 	struct pin_walk w = { f, &m, why, len, true, 0 };
 	uint64_t need = f->c.host_ptes + f->c.folios[0] + f->c.folios[1] +
-			f->c.folios[2] + f->c.pins + 16;
+			f->c.folios[2] + file_pins(f) + 16;
 	bool ok = true;
 
 	m.cap = 64;
@@ -126,9 +126,9 @@ static bool refcounts_ok(struct gfile *f, char *why, size_t len)
 		ok = false;
 		goto out;
 	}
-	if (w.pages != f->c.pins) {
+	if (w.pages != file_pins(f)) {
 		snprintf(why, len, "file pins %llu, pin records hold %llu",
-			 (unsigned long long)f->c.pins,
+			 (unsigned long long)file_pins(f),
 			 (unsigned long long)w.pages);
 		ok = false;
 		goto out;

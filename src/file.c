@@ -64,6 +64,19 @@ static void invalidate_lock_mark(struct gfile *f)
 	 * reference taken before its re-check (the GUP-fast handshake) */
 	atomic_fetch_add_explicit(&f->seq, 1, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
+	/*
+	 * A fast pin or unpin sets fast_used, then reads seq (both seq_cst);
+	 * this holder made seq odd, then reads fast_used.  One of the two
+	 * sees the other: either the fast path sees odd and takes the slow
+	 * path, or this holder waits here until it has finished.  So no fast
+	 * path runs while a holder works, and no holder sees a fast path's
+	 * transient reference.
+	 */
+	if (atomic_load_explicit(&f->fast_used, memory_order_seq_cst)) {
+		atomic_store_explicit(&f->fast_used, false,
+				      memory_order_seq_cst);
+		gmem_synchronize_rcu();
+	}
 }
 
 void invalidate_lock(struct gfile *f)
@@ -419,7 +432,6 @@ int gmem_file_close(struct gmem_file *file)
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	pinmap_destroy(&f->pinmap);
-	pin_cache_destroy(f);
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
 	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));

@@ -138,90 +138,253 @@ void pinmap_destroy(struct pinmap *m)
 
 /* ------------------------------------------------------------ pin table */
 
-static void pin_table_insert(struct gpool *p, struct gpin *pin)
-{
-	struct gpin **b = &p->pin_hash[hash64(pin->id) & (p->pin_hash_size - 1)];
-
-	pin->hash_next = *b;
-	*b = pin;
-}
-
-/* The link that points at pin @id, or at the NULL ending its chain. */
-static struct gpin **pin_table_link(struct gpool *p, uint64_t id)
-{
-	struct gpin **pp = &p->pin_hash[hash64(id) & (p->pin_hash_size - 1)];
-
-	while (*pp && (*pp)->id != id)
-		pp = &(*pp)->hash_next;
-	return pp;
-}
-
-static struct gpin *pin_table_remove(struct gpool *p, uint64_t id)
-{
-	struct gpin **pp = pin_table_link(p, id);
-	struct gpin *pin = *pp;
-
-	if (pin)
-		*pp = pin->hash_next;
-	return pin;
-}
-
-static size_t pin_bytes(uint32_t nr_segs)
-{
-	return sizeof(struct gpin) + nr_segs * sizeof(struct gpin_seg);
-}
-
 /*
- * Pin records of one segment (the common case: a 4K pin, or a few pages of
- * one folio) are kept for reuse on their file, up to PIN_CACHE_MAX, so a
- * pin+unpin loop allocates nothing.  Context: file lock.
+ * A pin's id is (generation << PIN_SLOT_BITS) | slot.  Generations come
+ * from one process-wide counter, taken by each thread in batches, so ids
+ * are unique in the process (2^40 generations) and an id given to the
+ * wrong pool's gmem_unpin() finds nothing there (-ENOENT).  A pool holds
+ * at most 2^24 pin records at once.
  */
-#define PIN_CACHE_MAX 8
+#define PIN_SLOT_BITS	24
+#define PIN_SLOT_MASK	((1ULL << PIN_SLOT_BITS) - 1)
+#define PIN_CHUNK_BITS	12
+#define PIN_CHUNK	(1ULL << PIN_CHUNK_BITS)
+#define PIN_NR_CHUNKS	(1ULL << (PIN_SLOT_BITS - PIN_CHUNK_BITS))
+#define PIN_GEN_BATCH	4096
 
-static struct gpin *pin_alloc(struct gfile *f, uint32_t nr_segs)
+static atomic_uint_fast64_t pin_gen_next = 1;
+static _Thread_local uint64_t pin_gen, pin_gen_end;
+
+static atomic_uint shard_next;
+static _Thread_local unsigned int shard_mine = NR_SHARDS;
+
+/* This thread's shard: threads take them in turn. */
+static unsigned int thread_shard(void)
 {
-	struct gpin *pin = f->pin_cache;
-
-	if (nr_segs != 1 || !pin)
-		return gmem_alloc(pin_bytes(nr_segs));
-	f->pin_cache = pin->hash_next;
-	f->nr_pin_cache--;
-	memset(pin, 0, pin_bytes(1));
-	return pin;
+	if (shard_mine == NR_SHARDS)
+		/* relaxed: any spread will do */
+		shard_mine = atomic_fetch_add_explicit(&shard_next, 1,
+						       memory_order_relaxed) %
+			     NR_SHARDS;
+	return shard_mine;
 }
 
-/* A record leaves use: keep it on an open file, else free it (after the
- * file lock is dropped: returns true if the caller must free it). */
-static bool pin_release(struct gfile *f, struct gpin *pin)
+static void shard_add(struct shard_counter *c, int64_t n)
 {
-	if (pin->nr_segs != 1 || f->closed || f->nr_pin_cache >= PIN_CACHE_MAX)
-		return true;
-	pin->hash_next = f->pin_cache;
-	f->pin_cache = pin;
-	f->nr_pin_cache++;
-	return false;
+	/* relaxed: a gauge; readers that need it exact hold the locks that
+	 * keep fast paths out (gmem_check()) */
+	atomic_fetch_add_explicit(&c->s[thread_shard()].v, n,
+				  memory_order_relaxed);
 }
 
-/** pin_cache_destroy() - free a closing file's spare pin records. */
-void pin_cache_destroy(struct gfile *f)
+int64_t shard_sum(struct shard_counter *c)
 {
-	while (f->pin_cache) {
-		struct gpin *pin = f->pin_cache;
+	int64_t n = 0;
 
-		f->pin_cache = pin->hash_next;
-		gmem_free(pin, pin_bytes(1));
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		n += atomic_load_explicit(&c->s[i].v, memory_order_relaxed);
+	return n;
+}
+
+/** file_pins() - pages pinned in @f now, by either path. */
+uint64_t file_pins(struct gfile *f)
+{
+	return f->c.pins + (uint64_t)shard_sum(&f->fast_pins);
+}
+
+static uint64_t pin_new_id(uint64_t slot)
+{
+	if (pin_gen == pin_gen_end) {
+		/* relaxed: ids need only be unique */
+		pin_gen = atomic_fetch_add_explicit(&pin_gen_next, PIN_GEN_BATCH,
+						    memory_order_relaxed);
+		pin_gen_end = pin_gen + PIN_GEN_BATCH;
 	}
-	f->nr_pin_cache = 0;
+	return (pin_gen++ << PIN_SLOT_BITS) | slot;
+}
+
+/* A record's field, before its id publishes it. */
+#define pin_set(field, v) \
+	atomic_store_explicit(field, v, memory_order_relaxed)
+
+/* Slot @i of the table; it must exist (i < pin_hwm). */
+static struct gpin *pin_slot(struct gpool *p, uint64_t i)
+{
+	/* acquire: a chunk is published zeroed (pin_slot_new()) */
+	struct gpin *c = atomic_load_explicit(&p->pin_chunks[i >> PIN_CHUNK_BITS],
+					      memory_order_acquire);
+
+	return &c[i & (PIN_CHUNK - 1)];
+}
+
+int pin_table_init(struct gpool *p)
+{
+	p->pin_chunks = gmem_alloc(PIN_NR_CHUNKS * sizeof(*p->pin_chunks));
+	if (!p->pin_chunks)
+		return -ENOMEM;
+	pthread_mutex_init(&p->pin_grow, NULL);
+	return 0;
+}
+
+void pin_table_destroy(struct gpool *p)
+{
+	if (!p->pin_chunks)
+		return;
+	for (uint64_t c = 0; c < PIN_NR_CHUNKS; c++)
+		gmem_free(p->pin_chunks[c], PIN_CHUNK * sizeof(struct gpin));
+	gmem_free(p->pin_chunks, PIN_NR_CHUNKS * sizeof(*p->pin_chunks));
+	pthread_mutex_destroy(&p->pin_grow);
+}
+
+/* Pop a free slot from shard @sh's stack; -1 if it is empty.  Slots are
+ * never freed, so reading a popped one's link is safe; the tag in the
+ * head defeats ABA. */
+static int64_t pin_slot_pop(struct gpool *p, unsigned int sh)
+{
+	atomic_uint_fast64_t *head = &p->pin_free[sh].head;
+	/* acquire: the slot's link was written before it was pushed */
+	uint64_t h = atomic_load_explicit(head, memory_order_acquire);
+
+	while (h & 0xffffffffULL) {
+		uint64_t i = (h & 0xffffffffULL) - 1;
+		uint64_t next = atomic_load_explicit(&pin_slot(p, i)->next_free,
+						     memory_order_relaxed);
+		uint64_t nh = (((h >> 32) + 1) << 32) | next;
+
+		if (atomic_compare_exchange_weak_explicit(head, &h, nh,
+							  memory_order_acquire,
+							  memory_order_acquire))
+			return (int64_t)i;
+	}
+	return -1;
+}
+
+static void pin_slot_push(struct gpool *p, uint64_t i)
+{
+	atomic_uint_fast64_t *head = &p->pin_free[thread_shard()].head;
+	uint64_t h = atomic_load_explicit(head, memory_order_relaxed);
+
+	do {
+		atomic_store_explicit(&pin_slot(p, i)->next_free,
+				      (unsigned int)(h & 0xffffffffULL),
+				      memory_order_relaxed);
+	/* release: the link is written before the slot shows */
+	} while (!atomic_compare_exchange_weak_explicit(
+			head, &h, (((h >> 32) + 1) << 32) | (i + 1),
+			memory_order_release, memory_order_relaxed));
+}
+
+/* A slot never used before: the table grows under its own lock. */
+static int64_t pin_slot_new(struct gpool *p)
+{
+	int64_t ret = -1;
+	uint64_t i;
+
+	pthread_mutex_lock(&p->pin_grow);
+	i = atomic_load_explicit(&p->pin_hwm, memory_order_relaxed);
+	if (i <= PIN_SLOT_MASK) {
+		_Atomic(struct gpin *) *cp = &p->pin_chunks[i >> PIN_CHUNK_BITS];
+
+		if (!atomic_load_explicit(cp, memory_order_relaxed)) {
+			struct gpin *c = gmem_alloc(PIN_CHUNK * sizeof(*c));
+
+			if (!c)
+				goto out;
+			/* release: the chunk shows zeroed */
+			atomic_store_explicit(cp, c, memory_order_release);
+		}
+		/* release: readers of the mark see the chunk */
+		atomic_store_explicit(&p->pin_hwm, i + 1, memory_order_release);
+		ret = (int64_t)i;
+	}
+out:
+	pthread_mutex_unlock(&p->pin_grow);
+	return ret;
+}
+
+/* A free slot: this thread's shard first, then the others, then a new
+ * one.  Return: the slot index, or -1 without memory. */
+static int64_t pin_slot_get(struct gpool *p)
+{
+	unsigned int sh = thread_shard();
+	int64_t i;
+
+	for (unsigned int k = 0; k < NR_SHARDS; k++) {
+		i = pin_slot_pop(p, (sh + k) % NR_SHARDS);
+		if (i >= 0)
+			return i;
+	}
+	return pin_slot_new(p);
+}
+
+/* The record of pin @id if it is held now (a hint: claim it to be sure). */
+static struct gpin *pin_find(struct gpool *p, uint64_t id)
+{
+	uint64_t i = id & PIN_SLOT_MASK;
+	struct gpin *pin;
+
+	if (!id || i >= atomic_load_explicit(&p->pin_hwm, memory_order_acquire))
+		return NULL;
+	pin = pin_slot(p, i);
+	/* acquire: the record's fields were written before its id */
+	return atomic_load_explicit(&pin->id, memory_order_acquire) == id ?
+	       pin : NULL;
+}
+
+/* Take pin @id for unpinning: the one caller that succeeds owns it. */
+static bool pin_claim(struct gpin *pin, uint64_t id)
+{
+	/* acq_rel: after the claim the record is ours; the next owner of
+	 * the slot sees it released */
+	return atomic_compare_exchange_strong_explicit(&pin->id, &id, 0,
+						       memory_order_acq_rel,
+						       memory_order_relaxed);
+}
+
+/* Give a claimed record's slot back (and a segment array). */
+static void pin_free(struct gpool *p, struct gpin *pin, uint64_t id)
+{
+	struct gpin_seg *segs = pin->segs;
+
+	if (segs != &pin->seg1)
+		gmem_free(segs, pin->nr_segs * sizeof(*segs));
+	pin_slot_push(p, id & PIN_SLOT_MASK);
 }
 
 /* ---------------------------------------------------------------- pin */
 
 /*
- * Pin ids are unique in the process, not only in a pool, so that an id
- * given to the wrong pool's gmem_unpin() finds nothing (-ENOENT) instead
- * of another pool's pin.  64 bits do not wrap.
+ * Whether a fast-path pin of @f holds a page of [pg0, pg1) (an exclusive
+ * pin needs none).  Fast pins are not in the pin map: look at the table.
+ * Context: invalidate lock exclusive (no fast path runs), file lock.
  */
-static atomic_uint_fast64_t pin_next_id = 1;
+static bool fast_pin_in(struct gfile *f, uint64_t pg0, uint64_t pg1,
+			uint64_t *at)
+{
+	struct gpool *p = f->pool;
+	uint64_t hwm = atomic_load_explicit(&p->pin_hwm, memory_order_acquire);
+	bool found = false;
+
+	if (!shard_sum(&f->fast_pins))
+		return false;
+	for (uint64_t i = 0; i < hwm; i++) {
+		struct gpin *pin = pin_slot(p, i);
+		uint64_t pg;
+
+		if (!atomic_load_explicit(&pin->id, memory_order_acquire) ||
+		    pin->file != f || !(pin->flags & GPIN_FAST))
+			continue;
+		pg = pin->pg;
+		/* a page that left the file took its pins along */
+		if (pg < pg0 || pg >= pg1 ||
+		    (pin->seg1.folio->flags & FOLIO_DETACHED))
+			continue;
+		if (!found || pg < *at)
+			*at = pg;
+		found = true;
+	}
+	return found;
+}
 
 /* The first page of [pg0, pg1) that cannot be pinned, and why. */
 static int pin_check(struct gfile *f, uint64_t pg0, uint64_t pg1, bool excl)
@@ -242,6 +405,8 @@ static int pin_check(struct gfile *f, uint64_t pg0, uint64_t pg1, bool excl)
 			}
 		}
 	}
+	if (excl && fast_pin_in(f, pg0, MIN(busy, MIN(priv, pois) + 1), &x))
+		busy = MIN(busy, x);
 	if (priv == pg1 && pois == pg1 && busy == pg1)
 		return 0;
 	if (priv <= pois && priv <= busy)
@@ -262,6 +427,109 @@ static void pin_undo_alloc(struct gfile *f, uint64_t *undo, uint64_t nr)
 	}
 }
 
+/*
+ * pin_fast() - pin one page whose host entry is present, with no lock, as
+ * GUP-fast does: under RCU, announce the fast path (f->fast_used), check
+ * that no holder of the invalidate lock is inside (seq even) and that the
+ * file has no exclusive pin, find the entry, take the pin's reference on
+ * its folio speculatively (only if the folio is live and within the
+ * reference limit), then re-check that seq and the entry are unchanged;
+ * otherwise drop the reference and let the slow path decide.
+ *
+ * A holder that makes seq odd after this path read it waits for it to
+ * end (invalidate_lock_mark()), so the re-check cannot fail today; it
+ * keeps the path safe on its own, as the kernel's re-check of the PTE
+ * does, and the model (model/gmem.pml, FAST) checks both.
+ * Return: 0 pinned (*@id, @pages[0] set), 1 take the slow path.
+ */
+static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
+		    unsigned int flags, uint64_t *id, void **pages)
+{
+	struct gpool *p = f->pool;
+	bool longterm = flags & GMEM_PIN_LONGTERM;
+	struct gfolio *fo;
+	struct gpin *pin;
+	struct gvma *v;
+	unsigned int seq;
+	int64_t slot, limit;
+	int old, drop;
+
+	if (pg >= f->nr_pages)
+		return 1;
+	slot = pin_slot_get(p);
+	if (slot < 0)
+		return 1;
+	pin = pin_slot(p, (uint64_t)slot);
+	gmem_rcu_read_lock();
+	/* seq_cst: announce, then read seq (invalidate_lock_mark()) */
+	if (!atomic_load_explicit(&f->fast_used, memory_order_seq_cst))
+		atomic_store_explicit(&f->fast_used, true,
+				      memory_order_seq_cst);
+	seq = atomic_load_explicit(&f->seq, memory_order_seq_cst);
+	if ((seq & 1) ||
+	    atomic_load_explicit(&f->nr_excl, memory_order_relaxed))
+		goto slow;
+	v = vma_find_rcu(f, mm);
+	fo = v ? pt_lookup_rcu(v, pg) : NULL;
+	if (!fo)
+		goto slow;
+	/* folio_try_get(): only a live folio, and never past the limit
+	 * (with headroom for the slow path's precise check) */
+	drop = fo->order ? 1 : GUP_PIN_COUNTING_BIAS;
+	limit = atomic_load_explicit(&folio_ref_limit, memory_order_relaxed) -
+		(int64_t)64 * GUP_PIN_COUNTING_BIAS;
+	old = atomic_load_explicit(&fo->refcount, memory_order_relaxed);
+	do {
+		if (old <= 0 || (int64_t)old + drop > limit)
+			goto slow;
+	/* seq_cst: the reference is visible before the re-check below */
+	} while (!atomic_compare_exchange_weak_explicit(&fo->refcount, &old,
+							old + drop,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	if (fo->order)
+		atomic_fetch_add_explicit(&fo->pincount, 1, memory_order_relaxed);
+	if (longterm)
+		atomic_fetch_add_explicit(&fo->longterm, 1, memory_order_relaxed);
+	/* seq_cst: re-check after the reference is taken */
+	if (atomic_load_explicit(&f->seq, memory_order_seq_cst) != seq ||
+	    pt_lookup_rcu(v, pg) != fo) {
+		if (longterm)
+			atomic_fetch_sub_explicit(&fo->longterm, 1,
+						  memory_order_relaxed);
+		if (fo->order)
+			atomic_fetch_sub_explicit(&fo->pincount, 1,
+						  memory_order_relaxed);
+		/* the entry's reference is still held: never the last */
+		atomic_fetch_sub_explicit(&fo->refcount, drop,
+					  memory_order_release);
+		goto slow;
+	}
+	/* relaxed: the id's release store below publishes them all */
+	pin_set(&pin->file, f);
+	pin_set(&pin->pg, pg);
+	pin_set(&pin->nr_pages, 1);
+	pin_set(&pin->flags, flags | GPIN_FAST);
+	pin_set(&pin->nr_segs, 1);
+	pin_set(&pin->seg1.folio, fo);
+	pin_set(&pin->seg1.nr, 1);
+	pin_set(&pin->segs, &pin->seg1);
+	pin_set(&pin->seg1_folio, fo);
+	shard_add(&f->fast_pins, 1);
+	if (pages)
+		pages[0] = fo->data ? fo->data +
+			   ((pg - fo->index) << PAGE_SHIFT) : NULL;
+	*id = pin_new_id((uint64_t)slot);
+	/* release: the record is whole before its id shows */
+	atomic_store_explicit(&pin->id, *id, memory_order_release);
+	gmem_rcu_read_unlock();
+	return 0;
+slow:
+	gmem_rcu_read_unlock();
+	pin_slot_push(p, (uint64_t)slot);
+	return 1;
+}
+
 /* Pins of up to this many pages keep their undo list on the stack. */
 #define PIN_UNDO_SMALL 16
 
@@ -276,6 +544,8 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	uint64_t undo_small[PIN_UNDO_SMALL];
 	uint32_t nr_segs = 0;
 	struct gpin *pin = NULL;
+	struct gpin_seg *segs = NULL;
+	int64_t slot;
 	struct gvma *v;
 	struct split_list splits = { .nr = 0 };
 	bool split;
@@ -288,7 +558,16 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	/* b-adaptive: a long-term pin may split folios, a structural change
 	 * (the policy never changes: read without a lock) */
 	split = longterm && f->policy == GMEM_POLICY_B_ADAPTIVE;
-	ret = split ? file_enter(f) : file_enter_shared(f);
+	if (len == PAGE_SIZE && !excl && !split && !(off & (PAGE_SIZE - 1)) &&
+	    !(longterm && f->policy == GMEM_POLICY_A)) {
+		ret = pin_fast(f, to_mm(mmp), off >> PAGE_SHIFT, flags, id,
+			       pages);
+		if (ret <= 0)
+			return ret;
+	}
+	/* An exclusive pin looks for fast-path pins in the table: no fast
+	 * path may run meanwhile (file_enter() waits them out). */
+	ret = split || excl ? file_enter(f) : file_enter_shared(f);
 	if (ret)
 		return ret;
 	p = f->pool;
@@ -366,9 +645,17 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 			goto undo_ret;
 		}
 	}
-	pin = pin_alloc(f, nr_segs);
-	if (!pin)
+	segs = nr_segs == 1 ? NULL : gmem_alloc(nr_segs * sizeof(*segs));
+	if (nr_segs != 1 && !segs)
 		goto undo;
+	slot = pin_slot_get(p);
+	if (slot < 0) {
+		gmem_free(segs, nr_segs * sizeof(*segs));
+		goto undo;
+	}
+	pin = pin_slot(p, (uint64_t)slot);
+	if (!segs)
+		segs = &pin->seg1;
 
 	/* Commit: cannot fail. */
 	nr_segs = 0;
@@ -377,30 +664,35 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 
 		if (!pt_present(v, pg))
 			pt_install(v, pg, fo);
-		if (pg == pg0 || fo != pin->segs[nr_segs - 1].folio)
-			pin->segs[nr_segs++] = (struct gpin_seg){ fo, 0 };
-		pin->segs[nr_segs - 1].nr++;
+		/* relaxed: published with the record's id */
+		if (pg == pg0 || fo != segs[nr_segs - 1].folio) {
+			pin_set(&segs[nr_segs].folio, fo);
+			pin_set(&segs[nr_segs++].nr, 0);
+		}
+		atomic_fetch_add_explicit(&segs[nr_segs - 1].nr, 1,
+					  memory_order_relaxed);
 		pinmap_inc(&f->pinmap, pg, excl);
 		if (pages)
 			pages[pg - pg0] = fo->data ? fo->data +
 				((pg - fo->index) << PAGE_SHIFT) : NULL;
 	}
 	for (uint32_t i = 0; i < nr_segs; i++)
-		folio_pin(pin->segs[i].folio, pin->segs[i].nr, longterm);
-	pin->file = f;
-	pin->pg = pg0;
-	pin->nr_pages = nr;
-	pin->flags = flags;
-	pin->nr_segs = nr_segs;
+		folio_pin(segs[i].folio, segs[i].nr, longterm);
+	/* relaxed: the id's release store below publishes them all */
+	pin_set(&pin->file, f);
+	pin_set(&pin->pg, pg0);
+	pin_set(&pin->nr_pages, nr);
+	pin_set(&pin->flags, flags);
+	pin_set(&pin->nr_segs, nr_segs);
+	pin_set(&pin->segs, segs);
+	pin_set(&pin->seg1_folio, segs[0].folio);
 	f->c.pins += nr;
-	/* relaxed: ids need only be unique; the table is under p->lock */
-	pin->id = atomic_fetch_add_explicit(&pin_next_id, 1,
-					    memory_order_relaxed);
-	pthread_mutex_lock(&p->lock);
-	pin_table_insert(p, pin);
-	p->nr_pins += nr;
-	pthread_mutex_unlock(&p->lock);
-	*id = pin->id;
+	if (excl)
+		atomic_fetch_add_explicit(&f->nr_excl, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->nr_pins, nr, memory_order_relaxed);
+	*id = pin_new_id((uint64_t)slot);
+	/* release: the record is whole before its id shows */
+	atomic_store_explicit(&pin->id, *id, memory_order_release);
 	ret = 0;
 	goto unlock;
 
@@ -419,7 +711,7 @@ unlock:
 		gmem_free(undo, nr * sizeof(*undo));
 	pthread_mutex_unlock(&f->lock);
 out:
-	if (split)
+	if (split || excl)
 		invalidate_unlock(f);
 	else
 		invalidate_unlock_shared(f);
@@ -447,75 +739,128 @@ static bool pin_may_merge(struct gfile *f, const struct gpin *pin)
 }
 
 /*
- * Take the lock of pin @id's file and remove the record from the pool's
- * table, under both locks, so that no validator sees the record without
- * the folios' pins or the reverse.  Return: the record, its file's lock
- * held; NULL if no such pin is held (no lock held).
+ * unpin_fast() - drop a fast-path pin with no lock: under RCU, announce
+ * the fast path, check that no holder of the invalidate lock is inside,
+ * claim the record and drop the folio's counts.  Only a pin whose unpin
+ * needs nothing else: its folio still in the file, no merge to note, no
+ * view to tell.  Return: 0 done, -ENOENT no such pin, 1 take the slow
+ * path (nothing done).
+ */
+static int unpin_fast(struct gpool *p, uint64_t id)
+{
+	struct gpin *pin;
+	struct gfolio *fo;
+	struct gfile *f;
+	unsigned int fl;
+	int ret = 1;
+
+	gmem_rcu_read_lock();
+	pin = pin_find(p, id);
+	if (!pin) {
+		ret = -ENOENT;
+		goto out;
+	}
+	/* relaxed: after pin_find()'s acquire of the id */
+	fl = atomic_load_explicit(&pin->flags, memory_order_relaxed);
+	f = atomic_load_explicit(&pin->file, memory_order_relaxed);
+	fo = atomic_load_explicit(&pin->seg1_folio, memory_order_relaxed);
+	if (!(fl & GPIN_FAST) || !f || !fo)
+		goto out;
+	/* seq_cst: announce, then read seq (invalidate_lock_mark()) */
+	if (!atomic_load_explicit(&f->fast_used, memory_order_seq_cst))
+		atomic_store_explicit(&f->fast_used, true,
+				      memory_order_seq_cst);
+	if (atomic_load_explicit(&f->seq, memory_order_seq_cst) & 1)
+		goto out;
+	/* no holder is inside until this ends: the folio's flags and order
+	 * stay as they are (the record may be another's by now: then the
+	 * claim fails) */
+	if ((fo->flags & (FOLIO_DETACHED | FOLIO_REFS_FULL)) ||
+	    (policy_lazy(f) && fo->order < p->order))
+		goto out;
+	if (!pin_claim(pin, id)) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (fl & GMEM_PIN_LONGTERM)
+		atomic_fetch_sub_explicit(&fo->longterm, 1, memory_order_relaxed);
+	if (fo->order)
+		atomic_fetch_sub_explicit(&fo->pincount, 1, memory_order_relaxed);
+	/* release: the pin's uses happen before; the file's and the entry's
+	 * references remain (not detached), so never the last */
+	atomic_fetch_sub_explicit(&fo->refcount,
+				  fo->order ? 1 : GUP_PIN_COUNTING_BIAS,
+				  memory_order_release);
+	shard_add(&f->fast_pins, -1);
+	ret = 0;
+out:
+	gmem_rcu_read_unlock();
+	if (!ret)
+		pin_free(p, pin, id);
+	return ret;
+}
+
+/*
+ * Take pin @id's file lock and claim the record, so that no validator
+ * sees the record without the folios' pins or the reverse.  Return: the
+ * record, its file's lock held; NULL if no such pin is held (no lock).
  */
 static struct gpin *pin_take(struct gpool *p, uint64_t id)
 {
-	struct gpin **pp, *pin;
-	struct gfile *f;
+	for (;;) {
+		struct gpin *pin = pin_find(p, id);
+		struct gfile *f;
 
-	pthread_mutex_lock(&p->lock);
-	pp = pin_table_link(p, id);
-	pin = *pp;
-	f = pin ? pin->file : NULL;	/* files are freed only with the pool */
-	/*
-	 * The file lock nests outside the pool's.  A try-lock out of that
-	 * order cannot deadlock; when it succeeds (uncontended: the common
-	 * case) the record leaves at once and the pool lock is taken once.
-	 */
-	if (f && !GM_RACE_COIN() && pthread_mutex_trylock(&f->lock) == 0) {
-		*pp = pin->hash_next;
-		p->nr_pins -= pin->nr_pages;
-		pthread_mutex_unlock(&p->lock);
-		return pin;
-	}
-	pthread_mutex_unlock(&p->lock);
-	if (!f)
-		return NULL;
-	/* In order: the file's lock, then the pool's, and look again. */
-	GM_RACE_YIELD();
-	pthread_mutex_lock(&f->lock);
-	pthread_mutex_lock(&p->lock);
-	pin = pin_table_remove(p, id);	/* gone if another unpin won */
-	if (pin)
-		p->nr_pins -= pin->nr_pages;
-	pthread_mutex_unlock(&p->lock);
-	if (!pin)
+		if (!pin)
+			return NULL;
+		f = pin->file;	/* files are freed only with the pool */
+		GM_RACE_YIELD();
+		pthread_mutex_lock(&f->lock);
+		if (pin->file == f && pin_claim(pin, id))
+			return pin;
 		pthread_mutex_unlock(&f->lock);
-	return pin;
+		/* gone (another unpin won), or the slot was reused */
+		if (!pin_find(p, id))
+			return NULL;
+	}
 }
 
 /**
- * gmem_unpin() - see gmem.h.  Takes the pin's file lock (never its
- * invalidate lock); the merges an unpin makes possible run now if the
- * invalidate lock is free, else when its holder releases it.  An unpin
- * that can make no merge possible (pins only on intact huge folios, or a
- * policy that never merges) notes none and does not kick.
+ * gmem_unpin() - see gmem.h.  A fast-path pin is dropped with no lock
+ * when nothing else is to be done (unpin_fast()); otherwise this takes
+ * the pin's file lock (never its invalidate lock); the merges an unpin
+ * makes possible run now if the invalidate lock is free, else when its
+ * holder releases it.  An unpin that can make no merge possible (pins
+ * only on intact huge folios, or a policy that never merges) notes none
+ * and does not kick.
  */
 int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 {
 	struct gpool *p = to_pool(pool);
 	struct gpin *pin;
 	struct gfile *f;
-	bool longterm, excl, merge = false, free_pin;
+	bool longterm, excl, fast, merge = false;
+	int ret;
 
 	if (!pool)
 		return -EINVAL;
+	ret = unpin_fast(p, id);
+	if (ret <= 0)
+		return ret;
 	pin = pin_take(p, id);
 	if (!pin)
 		return -ENOENT;
 	f = pin->file;
 	longterm = pin->flags & GMEM_PIN_LONGTERM;
 	excl = pin->flags & GMEM_PIN_EXCLUSIVE;
+	fast = pin->flags & GPIN_FAST;
 	if (!f->closed) {
 		/* Pages that left the file took their pin-map entries along
-		 * (pinmap_forget()): only attached ones are in the map. */
+		 * (pinmap_forget()): only attached ones are in the map; fast
+		 * pins never are. */
 		uint64_t pg = pin->pg;
 
-		for (uint32_t i = 0; i < pin->nr_segs; i++) {
+		for (uint32_t i = 0; i < pin->nr_segs && !fast; i++) {
 			bool gone = pin->segs[i].folio->flags & FOLIO_DETACHED;
 
 			for (uint32_t j = 0; j < pin->segs[i].nr; j++, pg++)
@@ -527,17 +872,22 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	}
 	for (uint32_t i = 0; i < pin->nr_segs; i++)
 		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
-	if (!f->closed) {
-		f->c.pins -= pin->nr_pages;
-		if (merge)
-			file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
+	if (fast) {
+		shard_add(&f->fast_pins, -(int64_t)pin->nr_pages);
+	} else {
+		if (!f->closed)
+			f->c.pins -= pin->nr_pages;
+		atomic_fetch_sub_explicit(&p->nr_pins, pin->nr_pages,
+					  memory_order_relaxed);
 	}
+	if (excl)
+		atomic_fetch_sub_explicit(&f->nr_excl, 1, memory_order_relaxed);
+	if (merge && !f->closed)
+		file_note_merge(f, pin->pg, pin->pg + pin->nr_pages);
 	pthread_cond_broadcast(&f->pin_wait);
-	free_pin = pin_release(f, pin);
 	pthread_mutex_unlock(&f->lock);
 	GM_RACE_YIELD();
-	if (free_pin)
-		gmem_free(pin, pin_bytes(pin->nr_segs));
+	pin_free(p, pin, id);
 	/* Only a noter kicks: any other note's maker kicks itself, and every
 	 * holder of the invalidate lock kicks on release. */
 	if (merge)
@@ -548,23 +898,33 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 /** pins_drop_all() - unpin everything (pool destruction). */
 void pins_drop_all(struct gpool *p)
 {
-	for (uint64_t b = 0; p->pin_hash && b < p->pin_hash_size; b++)
-		while (p->pin_hash[b])
-			gmem_unpin((struct gmem_pool *)p, p->pin_hash[b]->id);
+	uint64_t hwm = atomic_load_explicit(&p->pin_hwm, memory_order_acquire);
+
+	for (uint64_t i = 0; i < hwm; i++) {
+		uint64_t id = atomic_load_explicit(&pin_slot(p, i)->id,
+						   memory_order_acquire);
+
+		if (id)
+			gmem_unpin((struct gmem_pool *)p, id);
+	}
 }
 
 /**
- * pins_collect() - call @fn for every pinned page segment of the pool.
- * Context: pool lock taken here; the callback must not take it.
+ * pins_for_each() - call @fn for every pin record of the pool.  Records
+ * of a file are stable while its file lock is held and no fast path runs
+ * (its invalidate lock held exclusively); others may come and go.
  */
 void pins_for_each(struct gpool *p,
 		   void (*fn)(void *arg, struct gpin *pin), void *arg)
 {
-	pthread_mutex_lock(&p->lock);
-	for (uint64_t b = 0; b < p->pin_hash_size; b++)
-		for (struct gpin *pin = p->pin_hash[b]; pin; pin = pin->hash_next)
+	uint64_t hwm = atomic_load_explicit(&p->pin_hwm, memory_order_acquire);
+
+	for (uint64_t i = 0; i < hwm; i++) {
+		struct gpin *pin = pin_slot(p, i);
+
+		if (atomic_load_explicit(&pin->id, memory_order_acquire))
 			fn(arg, pin);
-	pthread_mutex_unlock(&p->lock);
+	}
 }
 
 /* Per-page pin map entries for [pg0, pg1): pinned pages counted. */

@@ -44,6 +44,25 @@
 #include "gmap.h"
 #include "rangeset.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define GMEM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GMEM_TSAN 1
+#endif
+#endif
+
+/*
+ * An acquire fence (a seqcount reader's, before its re-check).
+ * ThreadSanitizer handles no fence but a seq_cst one (gcc refuses the
+ * others under -fsanitize=thread): that build uses the stronger fence.
+ */
+#ifdef GMEM_TSAN
+#define fence_acquire() atomic_thread_fence(memory_order_seq_cst)
+#else
+#define fence_acquire() atomic_thread_fence(memory_order_acquire)
+#endif
+
 #define PAGE_SHIFT 12
 #define PAGE_SIZE 4096ULL
 #define PMD_ORDER 9			/* 2 MiB = 512 pages */
@@ -88,16 +107,17 @@ void gmem_test_set_ref_limit(int limit);	/* 0: FOLIO_REF_LIMIT */
  * pincount: pinned pages of a large folio (the kernel's _pincount).
  * longterm: long-term pinned pages (gmem bookkeeping for EBUSY).
  *
- * The counts are atomics so that lock-free readers (validators, stats) see
- * whole values; every update happens under the owning file's lock.
+ * The counts are atomics: every update happens under the owning file's
+ * lock, or on a fast path (gup.c) while no holder of the file's
+ * invalidate lock exclusively is inside (file.c, struct gfile.seq).
  */
 struct gfolio {
 	atomic_int refcount;
 	atomic_int mapcount;
 	atomic_int pincount;
-	int longterm;
+	atomic_int longterm;
 	uint8_t order;
-	uint8_t flags;
+	_Atomic uint8_t flags;	/* file lock to change; fast paths read */
 	uint64_t index;			/* first page index in the file */
 	uint8_t *data;			/* the real bytes; NULL for backing none */
 	struct ghuge *huge;		/* containing huge page; NULL for policy 4k */
@@ -184,6 +204,17 @@ enum kev {
 
 struct gpin;
 
+/* Threads are spread over this many shards (gup.c: thread_shard()). */
+#define NR_SHARDS 16
+
+/* A counter that threads of different shards update without sharing a
+ * cache line; its value is the sum. */
+struct shard_counter {
+	struct {
+		_Alignas(64) atomic_int_fast64_t v;
+	} s[NR_SHARDS];
+};
+
 struct gpool {
 	/* files_lock: the list of files; outermost lock. */
 	pthread_mutex_t files_lock;
@@ -230,10 +261,21 @@ struct gpool {
 	struct rcu_deferred *rcu_list;
 	uint64_t rcu_nr, rcu_bytes;
 
-	/* pins: chained hash table by id */
-	struct gpin **pin_hash;
-	uint64_t pin_hash_size;
-	uint64_t nr_pins;		/* pinned pages, all files */
+	/*
+	 * pins: a table of pin records, reached from a pin's id without a
+	 * lock (gup.c): chunks of PIN_CHUNK records, allocated under
+	 * @pin_grow and never freed before the pool; free records on
+	 * lock-free stacks, one per shard of threads.
+	 */
+	_Atomic(struct gpin *) *pin_chunks;
+	atomic_uint_fast64_t pin_hwm;	/* records ever handed out */
+	pthread_mutex_t pin_grow;
+	struct {
+		/* (tag << 32) | (index + 1) */
+		_Alignas(64) atomic_uint_fast64_t head;
+	} pin_free[NR_SHARDS];
+	atomic_uint_fast64_t nr_pins;	/* pinned pages, slow-path pins
+					 * (fast ones: per file) */
 
 	/* run-wide counters, under lock */
 	struct {
@@ -301,19 +343,39 @@ struct gmm {
 
 /* ---------------------------------------------------------------- pins */
 
+/* Atomics, as struct gpin's fields (a validator may read a record that
+ * a fast path of another file is writing). */
 struct gpin_seg {
-	struct gfolio *folio;
-	uint32_t nr;			/* pages of this folio pinned */
+	_Atomic(struct gfolio *) folio;
+	atomic_uint nr;			/* pages of this folio pinned */
 };
 
+/* gpin.flags beyond the GMEM_PIN_* ones: taken on the fast path (counted
+ * in the file's fast_pins, not in its pin map) */
+#define GPIN_FAST	(1U << 30)
+
+/*
+ * struct gpin - a pin record: a slot of the pool's table.  @id is 0 while
+ * the slot is free; a pin is claimed (unpinned) by the one thread whose
+ * compare-and-swap takes @id from its value to 0.  The other fields are
+ * written before @id is published (release) and read after it is
+ * (acquire); they are atomics because a thread holding a stale id may
+ * read a slot that is being reused (and then fails its claim).  @segs
+ * points at @seg1 (one segment) or at an array; a fast pin's one folio is
+ * also in @seg1_folio, which its lock-free unpin reads.
+ */
 struct gpin {
-	uint64_t id;
-	struct gfile *file;
-	uint64_t pg, nr_pages;
-	unsigned int flags;
-	uint32_t nr_segs;
-	struct gpin *hash_next;
-	struct gpin_seg segs[];
+	/* its own cache lines: threads pinning at once take neighbouring
+	 * slots, which must not share a line */
+	_Alignas(64) atomic_uint_fast64_t id;
+	_Atomic(struct gfile *) file;
+	atomic_uint_fast64_t pg, nr_pages;
+	atomic_uint flags;
+	atomic_uint nr_segs;
+	_Atomic(struct gpin_seg *) segs;
+	_Atomic(struct gfolio *) seg1_folio;
+	atomic_uint next_free;			/* free stack: index + 1 */
+	struct gpin_seg seg1;
 };
 
 /* Per-page pin bookkeeping: open addressing, for exclusive pins. */
@@ -415,9 +477,17 @@ struct gfile {
 	struct gview *dead_views;	/* closed: view handlers to stop */
 	struct gmap guest;
 	struct gmap iommu;
-	struct pinmap pinmap;
-	struct gpin *pin_cache;		/* spare one-segment pin records */
-	unsigned int nr_pin_cache;
+	struct pinmap pinmap;		/* slow-path pins only */
+	/*
+	 * Fast paths (gup.c): @fast_used is set by a fast pin or unpin
+	 * before it reads @seq; a holder of the invalidate lock that finds
+	 * it set clears it and waits for a grace period, so no fast path
+	 * runs while a holder works.  @nr_excl counts exclusive pins (a
+	 * fast pin needs none).  @fast_pins counts fast-path pinned pages.
+	 */
+	atomic_bool fast_used;
+	atomic_uint nr_excl;
+	struct shard_counter fast_pins;
 	struct gfile_counters c;
 	/* flush_batch_begin/end(): one flush per mm, one stage-2 and one
 	 * IOTLB flush for the batch, however many zaps it makes */
@@ -528,7 +598,10 @@ bool views_ok(struct gfile *f, char *why, size_t len);
 
 /* gup.c */
 void pinmap_destroy(struct pinmap *m);
-void pin_cache_destroy(struct gfile *f);
+int pin_table_init(struct gpool *p);
+void pin_table_destroy(struct gpool *p);
+int64_t shard_sum(struct shard_counter *c);
+uint64_t file_pins(struct gfile *f);
 void pinmap_forget(struct pinmap *m, uint64_t pg0, uint64_t pg1);
 void pins_drop_all(struct gpool *p);
 void pins_for_each(struct gpool *p,

@@ -472,12 +472,8 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
  * moment, as another CPU may: the bytes are the pool's memory, not gmem's
  * state, and the fast path's re-check decides whether the value counts.
  */
-#if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize_thread, noinline))
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#ifdef GMEM_TSAN
 __attribute__((no_sanitize("thread"), noinline))
-#endif
 #endif
 static uint8_t guest_byte_load(const uint8_t *b)
 {
@@ -522,7 +518,7 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 				    (off & (PAGE_SIZE - 1)));
 	}
 	/* acquire fence: the reads above happen before the re-check */
-	atomic_thread_fence(memory_order_acquire);
+	fence_acquire();
 	if (atomic_load_explicit(&f->seq, memory_order_relaxed) != seq)
 		goto out;
 	if (op)

@@ -156,9 +156,7 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 		}
 	}
 	p->free_stack = gmem_alloc((count ? count : 1) * sizeof(uint64_t));
-	p->pin_hash_size = 1024;
-	p->pin_hash = gmem_alloc(p->pin_hash_size * sizeof(struct gpin *));
-	if (!p->free_stack || !p->pin_hash) {
+	if (!p->free_stack || pin_table_init(p)) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -229,8 +227,7 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 	gmem_free(p->arena_free, p->arena_cap_free * sizeof(uint64_t));
 	gmem_free(p->free_stack, (p->count ? p->count : 1) * sizeof(uint64_t));
 	gmem_free(p->dirty, (p->count + 63) / 64 * sizeof(uint64_t));
-	if (p->pin_hash)
-		gmem_free(p->pin_hash, p->pin_hash_size * sizeof(struct gpin *));
+	pin_table_destroy(p);
 	pthread_mutex_destroy(&p->files_lock);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->rcu_lock);

@@ -25,14 +25,6 @@
 
 #include "internal.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define GMEM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GMEM_TSAN 1
-#endif
-#endif
-
 #ifdef GMEM_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);

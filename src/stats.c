@@ -118,7 +118,7 @@ static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
 	s->host_ptes += f->c.host_ptes;
 	if (!counters)
 		return;
-	s->pins = f->c.pins;
+	s->pins = file_pins(f);
 	s->shatters = f->c.shatters;
 	s->collapses = f->c.collapses;
 	s->conversions = f->c.conversions;
@@ -130,6 +130,7 @@ static void add_file(struct gmem_stats *s, struct gfile *f, bool counters)
 	s->pin_wait_ns = f->c.pin_wait_ns;
 }
 
+/* Context: with @counters, files_lock (the lists of files). */
 static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 {
 	pthread_mutex_lock(&p->lock);
@@ -140,7 +141,13 @@ static void add_pool(struct gmem_stats *s, struct gpool *p, bool counters)
 	if (counters) {
 		s->meta_bytes += p->detached_meta;
 		s->vmemmap_bytes += 4096 * p->free;
-		s->pins = p->nr_pins;
+		s->pins = atomic_load_explicit(&p->nr_pins,
+					       memory_order_relaxed);
+		/* fast-path pins are counted per file (closed ones too) */
+		for (struct gfile *f = p->files; f; f = f->next)
+			s->pins += (uint64_t)shard_sum(&f->fast_pins);
+		for (struct gfile *f = p->zombies; f; f = f->next)
+			s->pins += (uint64_t)shard_sum(&f->fast_pins);
 		s->shatters = p->run.shatters;
 		s->collapses = p->run.collapses;
 		s->conversions = p->run.conversions;

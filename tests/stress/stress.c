@@ -925,7 +925,8 @@ static void pin_check_visit(void *arg, struct gpin *pin)
 	}
 	c->found = true;
 	c->self = pin;
-	if (pin->pg != h->pg || pin->nr_pages != h->n || pin->flags != h->flags) {
+	if (pin->pg != h->pg || pin->nr_pages != h->n ||
+	    (pin->flags & ~GPIN_FAST) != h->flags) {
 		snprintf(c->why, sizeof(c->why), "pin %llu record changed",
 			 ull(h->id));
 		return;
