@@ -231,7 +231,10 @@ GMEM_API int gmem_mmap(struct gmem_mm *mm, struct gmem_file *file);
  * mapcount on its folio) and allocates memory for a hole.  Blocks while a
  * conversion or punch holds the file's invalidate lock.
  *
- * Context: takes the invalidate lock shared; may sleep.
+ * Context: where @mm already has the page's entry and no conversion,
+ * punch, poison, split or merge runs on @file, takes no lock (the fast
+ * path: a lock-free walk of the mapping, as the MMU walks page tables);
+ * otherwise takes the invalidate lock shared; may sleep.
  * Return: 0; GMEM_SIGBUS (private or poisoned page, past the end, no
  * memory for a hole, or a folio reference that could overflow); -EINVAL
  * (flags, or @mm and @file of two pools); -EFAULT (@mm does not map
@@ -242,7 +245,10 @@ GMEM_API int gmem_fault(struct gmem_mm *mm, struct gmem_file *file,
 
 /**
  * gmem_host_read() / gmem_host_write() - a host load or store through @mm.
- * Fault in as gmem_fault() and access the real byte.
+ * Fault in as gmem_fault() and access the real byte.  A load takes the
+ * fast path as gmem_fault() does, and counts only if nothing changed the
+ * file meanwhile; a store always takes the invalidate lock shared (a
+ * store cannot be taken back).
  * Return: as gmem_fault(); -ENXIO for a pool without memory.
  */
 GMEM_API int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file,
@@ -298,8 +304,9 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
 /**
  * gmem_pin() - pin [@off, @off + @len) through @mm, as pin_user_pages().
  * @flags: GMEM_PIN_LONGTERM, GMEM_PIN_EXCLUSIVE.
- * @id: receives the pin's id (unique in the process: never reused, and
- *       never the id of another pool's pin).
+ * @id: receives the pin's id: unique in the process (never the id of
+ *       another pool's pin) until 2^40 more pins have been taken in the
+ *       process.  A pool holds at most 2^24 pins at once (then -ENOMEM).
  * @pages: NULL, or an array of @len / 4096 pointers that receives the
  *         address of each page's real bytes (NULL for backing NONE).
  *
@@ -316,8 +323,12 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * huge page of the range, -ENOMEM) undoes the splits, but the zapped
  * entries stay zapped, as after a failing conversion; they refault.
  *
- * Context: takes the invalidate lock shared (exclusively for a long-term
- * pin under GMEM_POLICY_B_ADAPTIVE); may sleep.
+ * Context: a one-page pin, not exclusive, of a page that @mm already maps,
+ * on a file with no exclusive pin, while no conversion, punch, poison,
+ * split or merge runs on it, takes no lock (the fast path, as GUP-fast: a
+ * lock-free walk, a speculative reference, a re-check); any other pin
+ * takes the invalidate lock shared (exclusively for an exclusive pin, and
+ * for a long-term pin under GMEM_POLICY_B_ADAPTIVE); may sleep.
  * A pin is a host access: @off and @len must be 4 KiB aligned and @len
  * non-zero, but pages past the end of the file are -EFAULT, as
  * pin_user_pages() answers for an address the mapping cannot back.
@@ -341,6 +352,10 @@ GMEM_API int gmem_pin(struct gmem_mm *mm, struct gmem_file *file,
 /**
  * gmem_unpin() - drop a pin, wake conversions waiting for it.
  * Does not take the invalidate lock, so it never waits for a conversion.
+ * A pin taken on the fast path is dropped with no lock at all when
+ * nothing but its counts is to be undone (its folio is still the file's,
+ * no merge can follow, no conversion is running); otherwise the file's
+ * lock is taken.
  * Return: 0; -EINVAL (@pool NULL); -ENOENT if @pool holds no pin with
  * @id now (also for an id of another pool's pin).
  */

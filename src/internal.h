@@ -11,7 +11,9 @@
  *       file->lock          (the file's mutable state)
  *         mm->lock          (an mm's list of mappings)
  *           pool->lock      (free huge pages, counters, detached pages,
- *                            the pin table, the 4K arena)
+ *                            the 4K arena)
+ *           pool->pin_grow  (growing the pin table)
+ *           pool->rcu_lock  (blocks queued for a grace period)
  *
  * Real views (uffd.c): a view's handler thread takes the invalidate lock
  * shared and the file lock, as a fault does, and makes its system calls
@@ -21,9 +23,17 @@
  *
  * gmem_unpin() never takes an invalidate lock, so a conversion can wait
  * for an unpin while holding its file's lock exclusively.  It finds its
- * pin's file under pool->lock and only try-locks file->lock there (out of
- * order, so never blocking); if that fails it drops pool->lock and takes
- * both in order.
+ * pin's record from the id with no lock (gup.c), and claims it with a
+ * compare-and-swap, under the file's lock or, for a fast-path pin, none.
+ *
+ * Fast paths take no lock at all: a fault or load whose page-table entry
+ * is present (mm.c), a one-page pin of such a page and its unpin (gup.c).
+ * They run in RCU read-side sections (rcu.c) and check the file's seq,
+ * which every exclusive holder of the invalidate lock makes odd while it
+ * is inside; such a holder first waits for the fast paths that began
+ * before it (gfile.fast_used, invalidate_lock_mark()).  No lock is taken
+ * inside a read-side section, so any lock holder may wait for a grace
+ * period.
  */
 #ifndef GMEM_INTERNAL_H
 #define GMEM_INTERNAL_H
@@ -53,12 +63,13 @@
 #endif
 
 /*
- * An acquire fence (a seqcount reader's, before its re-check).
- * ThreadSanitizer handles no fence but a seq_cst one (gcc refuses the
- * others under -fsanitize=thread): that build uses the stronger fence.
+ * An acquire fence (a seqcount reader's, between its loads and its
+ * re-check).  gcc refuses fences under -fsanitize=thread, which does not
+ * model them; that build's re-check is an acquire load instead (x86 keeps
+ * loads in order either way).
  */
 #ifdef GMEM_TSAN
-#define fence_acquire() atomic_thread_fence(memory_order_seq_cst)
+#define fence_acquire() ((void)0)
 #else
 #define fence_acquire() atomic_thread_fence(memory_order_acquire)
 #endif
