@@ -217,8 +217,25 @@ static struct gpin *pin_slot(struct gpool *p, uint64_t i)
 	return &c[i & (PIN_CHUNK - 1)];
 }
 
+static atomic_uint_fast64_t pool_uid_next = 1;
+
+/*
+ * Each thread keeps the last slot it freed, of one pool, to reuse without
+ * touching the shared stacks (a pin+unpin loop then does neither pop nor
+ * push).  The pool is named by its uid, not its address, which a new pool
+ * may reuse.  A thread that ends with a slot here leaves it unused: the
+ * table loses one slot of 2^24, no memory.
+ */
+static _Thread_local struct {
+	uint64_t uid;
+	int64_t slot;
+} pin_slot_cache = { 0, -1 };
+
 int pin_table_init(struct gpool *p)
 {
+	/* relaxed: uniqueness only */
+	p->uid = atomic_fetch_add_explicit(&pool_uid_next, 1,
+					   memory_order_relaxed);
 	p->pin_chunks = gmem_alloc(PIN_NR_CHUNKS * sizeof(*p->pin_chunks));
 	if (!p->pin_chunks)
 		return -ENOMEM;
@@ -261,8 +278,16 @@ static int64_t pin_slot_pop(struct gpool *p, unsigned int sh)
 
 static void pin_slot_push(struct gpool *p, uint64_t i)
 {
-	atomic_uint_fast64_t *head = &p->pin_free[thread_shard()].head;
-	uint64_t h = atomic_load_explicit(head, memory_order_relaxed);
+	atomic_uint_fast64_t *head;
+	uint64_t h;
+
+	if (pin_slot_cache.slot < 0) {
+		pin_slot_cache.uid = p->uid;
+		pin_slot_cache.slot = (int64_t)i;
+		return;
+	}
+	head = &p->pin_free[thread_shard()].head;
+	h = atomic_load_explicit(head, memory_order_relaxed);
 
 	do {
 		atomic_store_explicit(&pin_slot(p, i)->next_free,
@@ -309,6 +334,11 @@ static int64_t pin_slot_get(struct gpool *p)
 	unsigned int sh = thread_shard();
 	int64_t i;
 
+	if (pin_slot_cache.slot >= 0 && pin_slot_cache.uid == p->uid) {
+		i = pin_slot_cache.slot;
+		pin_slot_cache.slot = -1;
+		return i;
+	}
 	for (unsigned int k = 0; k < NR_SHARDS; k++) {
 		i = pin_slot_pop(p, (sh + k) % NR_SHARDS);
 		if (i >= 0)
@@ -473,11 +503,9 @@ static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
 	fo = v ? pt_lookup_rcu(v, pg) : NULL;
 	if (!fo)
 		goto slow;
-	/* folio_try_get(): only a live folio, and never past the limit
-	 * (with headroom for the slow path's precise check) */
+	/* folio_try_get(): only a live folio, and never past the limit */
 	drop = fo->order ? 1 : GUP_PIN_COUNTING_BIAS;
-	limit = atomic_load_explicit(&folio_ref_limit, memory_order_relaxed) -
-		(int64_t)64 * GUP_PIN_COUNTING_BIAS;
+	limit = atomic_load_explicit(&folio_ref_limit, memory_order_relaxed);
 	old = atomic_load_explicit(&fo->refcount, memory_order_relaxed);
 	do {
 		if (old <= 0 || (int64_t)old + drop > limit)

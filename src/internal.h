@@ -278,6 +278,7 @@ struct gpool {
 	 * @pin_grow and never freed before the pool; free records on
 	 * lock-free stacks, one per shard of threads.
 	 */
+	uint64_t uid;			/* unique in the process */
 	_Atomic(struct gpin *) *pin_chunks;
 	atomic_uint_fast64_t pin_hwm;	/* records ever handed out */
 	pthread_mutex_t pin_grow;

@@ -258,7 +258,8 @@ enum {
 	ST_UNPINS, ST_PUNCH, ST_PUNCH_WHOLE, ST_POISON, ST_GUEST, ST_IOMMU,
 	ST_HOST, ST_SIGBUS, ST_CHECKED, ST_EVIDENCE, ST_UNDOC_GUEST,
 	ST_UNDOC_PUNCH, ST_VIEW, ST_VIEW_SIGBUS, ST_VIEW_FLIPPED,
-	ST_PIN_EAGAIN, ST_EBUSY_IN_RANGE, ST_COMPACT, ST_MERGE_DELAY, NR_ST
+	ST_PIN_EAGAIN, ST_EBUSY_IN_RANGE, ST_COMPACT, ST_MERGE_DELAY,
+	ST_FAST_PINS, NR_ST
 };
 
 static const char *const st_names[NR_ST] = {
@@ -269,6 +270,7 @@ static const char *const st_names[NR_ST] = {
 	"guest_enomem_undocumented", "punch_enomem_undocumented",
 	"view", "view_sigbus", "view_flipped",
 	"pin_split_eagain", "ebusy_pin_in_range", "compacts", "merge_delays",
+	"fast_pins_verified",
 };
 
 struct thr {
@@ -972,14 +974,17 @@ static void pin_check_visit(void *arg, struct gpin *pin)
 			 ull(h->id), ull(sum), ull(pin->nr_pages));
 }
 
-/* A pin we hold is still what it was, and its pages still shared. */
-static void verify_pin(const struct hpin *h)
+/* A pin we hold is still what it was, and its pages still shared.
+ * Returns whether the library took it on its lock-free fast path. */
+static bool verify_pin(const struct hpin *h)
 {
 	struct pin_check c = { h->sf->gf, h, false, "", NULL, NULL, 0 };
 
 	pthread_mutex_lock(&c.f->lock);
 	pins_for_each(c.f->pool, pin_check_visit, &c);
-	/* Records stay put while we hold the file lock (unpin takes it). */
+	/* Our record stays put while we hold it (only we unpin it); others
+	 * of the file stay put while we hold the file lock (a slow unpin
+	 * takes it), but for fast-path ones, which are never exclusive. */
 	if (!c.why[0] && c.self && c.other) {
 		uint64_t q = c.self->pg;
 
@@ -1000,6 +1005,7 @@ static void verify_pin(const struct hpin *h)
 	if (!c.found)
 		fail("%s: held pin %llu (0x%llx+0x%llx) is not in the pin table",
 		     h->sf->name, ull(h->id), ull(OFF(h->pg)), ull(OFF(h->n)));
+	return c.self->flags & GPIN_FAST;
 }
 
 static void release_pin(struct thr *t, int k)
@@ -1007,7 +1013,8 @@ static void release_pin(struct thr *t, int k)
 	struct hpin h = t->pins[k];
 	int r;
 
-	verify_pin(&h);
+	if (verify_pin(&h))
+		t->st[ST_FAST_PINS]++;
 	r = gmem_unpin(pool, h.id);
 	if (r)
 		fail("unpin %llu: %s", ull(h.id), res_name(r));
@@ -3030,6 +3037,11 @@ int main(int argc, char **argv)
 		file_free(&files[k]);
 	pthread_rwlock_destroy(&world);
 
+	/* the lock-free pin path must have been exercised, not only the
+	 * locked one (a pin of one mapped page takes it) */
+	if (sum[ST_UNPINS] >= 200 && !sum[ST_FAST_PINS])
+		fail("%llu pins unpinned, none taken on the fast path",
+		     ull(sum[ST_UNPINS]));
 	printf("stress: seed=%" PRIu64 " %s=%llu threads=%d", opt.seed,
 	       st_names[ST_OPS], ull(sum[ST_OPS]), opt.threads);
 	for (int k = 1; k < NR_ST; k++)
