@@ -6,8 +6,11 @@
 #
 #   model/check.sh            the real model (safety + end states; no
 #                             cycles), policy b-lazy and policy b-adaptive
-#                             (-DADAPTIVE), then the broken variants, each
-#                             of which must produce a counterexample
+#                             (-DADAPTIVE), b-lazy with the lock-free fast
+#                             pin and unpin (-DFAST; with the C's holder
+#                             handshake, -DHOLDER_GP), then the broken
+#                             variants, each of which must produce a
+#                             counterexample
 #   model/check.sh --full     also the LTL claims (safety; liveness under
 #                             weak fairness), wider configurations and
 #                             coverage probes
@@ -182,6 +185,13 @@ areach_names=([11]="b-adaptive: a long-term pin splits the block"
 	[13]="b-adaptive: a period end merges the block"
 	[14]="b-adaptive: compact merges the block"
 	[15]="b-adaptive: a period end keeps the note of a page not aged")
+# FAST's probes (run with -DFAST; 17 also in the default run)
+freach_names=([16]="fast: a fast pin keeps its references"
+	[17]="fast: a try_get after a conversion's check, undone by the re-check"
+	[18]="fast: drain() waits for a grace period for a speculative reference"
+	[19]="fast: an unpin wakes a waiting conversion"
+	[20]="fast: a split waits for a grace period"
+	[21]="fast: a re-check fails (seq has changed)")
 BFS="-DSAFETY -DNOCLAIM -DBFS"
 # Searches of a few thousand states: compiling pan.c at -O2 (2.5 s of CPU)
 # would take longer than the search, so these compile at -O0.
@@ -236,6 +246,58 @@ spawn kick-spins "-DBROKEN_KICK_SPINS" "-DNP -DNOCLAIM $QUICK" "-l"
 spawn no-split-before-pin "$ADAPTIVE -DBROKEN_NO_SPLIT_BEFORE_PIN -DNO_LT_PART_CHECK" "$BFS $QUICK" ""
 spawn split-no-refcheck "$ADAPTIVE -DBROKEN_SPLIT_NO_REFCHECK" "$BFS $QUICK" ""
 spawn merge-ignores-age "$ADAPTIVE -DBROKEN_MERGE_IGNORES_AGE -DMERGE_DELAY=2" "$BFS $QUICK" ""
+# The fast path (-DFAST, README.md "The fast path"): safety + deadlock in
+# the default configuration; no cycles with converters of one call each
+# (with two, 1.2e7 states: --full); no lost wakeup: converters may wait
+# without a deadline, and a host that holds a pin makes no call but its
+# unpin, so that the hazard above cannot block it (host 0: one call;
+# with two: --full); converters in either direction, host 1 idle (the
+# configuration of fast-undo-no-note).
+FASTWAKE="-DFAST -DWITH_INFINITE_TIMEOUT -DNO_CALL_WHILE_PINNED -DHOST0_OPS=1"
+FASTANY="-DFAST -DCONV_ANY_DIRECTION -DHOST1_OPS=0"
+spawn fast-safety "-DFAST" "$SAFETY -DCOLLAPSE" "-w24"
+spawn fast-cycles "-DFAST -DCONV_OPS=1" "-DNP -DNOCLAIM -DCOLLAPSE" "-l -w24"
+spawn fast-wake "$FASTWAKE" "$SAFETY" "-w24"
+spawn fast-any "$FASTANY" "$SAFETY" "-w24"
+# Its broken variants:
+#   fast-no-recheck  the fast pin keeps its references without the
+#                 re-check: a pin on a private page
+#   fast-unpin-no-wake  the unpin reads seq before it drops its
+#                 references: a lost wakeup, the conversion waits forever
+#   fast-no-grace-period  drain() acts on a speculative reference without
+#                 waiting for a grace period: EAGAIN with no pin
+#   fast-split-no-grace-period  a split of an intact private block does
+#                 not wait for one: block_split()'s GM_BUG_ON
+#   fast-undo-no-note  an undone fast pin on a split block notes no merge:
+#                 the merge it made fail is lost
+spawn fast-no-recheck "-DFAST -DBROKEN_FAST_NO_RECHECK" "$BFS $QUICK" ""
+spawn fast-unpin-no-wake "$FASTWAKE -DBROKEN_FAST_UNPIN_NO_WAKE" "$BFS $QUICK" ""
+spawn fast-no-grace-period "-DFAST -DBROKEN_FAST_NO_GRACE_PERIOD" "$BFS $QUICK" ""
+spawn fast-split-no-grace-period "-DFAST -DBROKEN_FAST_SPLIT_NO_GRACE_PERIOD" "$BFS" ""
+spawn fast-undo-no-note "$FASTANY -DBROKEN_FAST_UNDO_NO_NOTE" "$BFS" ""
+# The interleaving the re-check is for happens in the real model: a fast
+# pin reads the PTE before a conversion's zap and takes its reference
+# after the conversion's check.
+spawn freach-17 "-DFAST -DREACH=17" "$BFS $QUICK" ""
+# The C's handshake (-DFAST -DHOLDER_GP): a holder waits for a grace
+# period after making seq odd if a fast path announced itself.  Safety +
+# deadlock; no lost wakeup (converters: one call).  Broken:
+#   holder-mark-first  the conversion reads fast_used before it makes seq
+#                 odd: its drain sees a speculative reference
+#   holder-mark-first-no-recheck  and the fast pin does not re-check
+#                 (error semantics off, which also drops the check that
+#                 fails above): a pin on a private page; with the
+#                 re-check (--full) none
+#   holder-unpin-no-announce  the fast unpin does not set fast_used: the
+#                 holder does not wait for it, and a conversion waits
+#                 forever
+HOLDER="-DFAST -DHOLDER_GP"
+HOLDERWAKE="$HOLDER -DWITH_INFINITE_TIMEOUT -DNO_CALL_WHILE_PINNED -DCONV_OPS=1"
+spawn holder-safety "$HOLDER" "$SAFETY -DCOLLAPSE" "-w24"
+spawn holder-wake "$HOLDERWAKE" "$SAFETY" "-w24"
+spawn holder-mark-first "$HOLDER -DBROKEN_HOLDER_MARK_FIRST" "$BFS $QUICK" ""
+spawn holder-mark-first-no-recheck "$HOLDER -DBROKEN_HOLDER_MARK_FIRST -DBROKEN_FAST_NO_RECHECK -DNO_ERROR_SEMANTICS" "$BFS $QUICK" ""
+spawn holder-unpin-no-announce "$HOLDERWAKE -DBROKEN_HOLDER_UNPIN_NO_ANNOUNCE" "$BFS" ""
 if [ "$full" = 1 ]; then
 	spawn ltl-safety "" "-DSAFETY -DCOLLAPSE" "-N safety -w24"
 	spawn ltl-live "" "-DNFAIR=3 -DCOLLAPSE" "-a -f -N conv_ends -w24"
@@ -263,6 +325,32 @@ if [ "$full" = 1 ]; then
 	# comes too early.
 	spawn merge-drops-waiting "$ADAPTIVE -DBROKEN_MERGE_DROPS_WAITING" "$BFS" ""
 	spawn merge-no-backoff "$ADAPTIVE -DBROKEN_MERGE_NO_BACKOFF" "$BFS" ""
+	# FAST: cycles with converters of two calls; no lost wakeup with
+	# host 0 making two calls (a fast pin among them); b-adaptive with
+	# the fast path (host 0: one call; converters: one call each, so
+	# that host 0 can fault and fast-pin), its long-term pin's split
+	# without a grace period; the probes.
+	spawn fast-cycles2 "-DFAST" "-DNP -DNOCLAIM -DCOLLAPSE" "-l -w25"
+	spawn fast-wake2 "-DFAST -DWITH_INFINITE_TIMEOUT -DNO_CALL_WHILE_PINNED" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn fast-adaptive "-DFAST $ADAPTIVE" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn fast-adaptive-conv1 "-DFAST -DADAPTIVE -DCONV_OPS=1" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn fast-adaptive-split-no-gp "-DFAST -DADAPTIVE -DCONV_OPS=1 -DBROKEN_FAST_SPLIT_NO_GRACE_PERIOD" "$BFS" ""
+	for n in "${!freach_names[@]}"; do
+		[ "$n" = 17 ] && continue
+		spawn "freach-$n" "-DFAST -DREACH=$n" "$BFS" ""
+	done
+	# HOLDER_GP: cycles; no lost wakeup with converters of two calls;
+	# either direction; without the re-check (the handshake alone keeps
+	# every decision exact); with the conversion's handshake broken, the
+	# re-check alone keeps the safety rule (error semantics off)
+	spawn holder-cycles "$HOLDER -DCONV_OPS=1" "-DNP -DNOCLAIM -DCOLLAPSE" "-l -w24"
+	spawn holder-wake2 "$HOLDER -DWITH_INFINITE_TIMEOUT -DNO_CALL_WHILE_PINNED" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn holder-any "$HOLDER -DCONV_ANY_DIRECTION -DHOST1_OPS=0" "$SAFETY" "-w24"
+	spawn holder-no-recheck "$HOLDER -DBROKEN_FAST_NO_RECHECK" "$SAFETY -DCOLLAPSE" "-w24"
+	spawn holder-mark-first-safe "$HOLDER -DBROKEN_HOLDER_MARK_FIRST -DNO_ERROR_SEMANTICS" "$SAFETY -DCOLLAPSE" "-w24"
+	# the re-check still fails at times: a holder has made seq odd and
+	# waits for this fast pin
+	spawn hreach-21 "$HOLDER -DREACH=21" "$BFS" ""
 fi
 wait
 
@@ -281,6 +369,23 @@ if [ "$full" = 1 ]; then
 	report_real adaptive-d2 "b-adaptive(D=2): safety+deadlock"
 	report_real adaptive-d0 "b-adaptive(D=0): safety+deadlock"
 fi
+report_real fast-safety "fast: safety+deadlock"
+report_real fast-cycles "fast(converters: 1 call): no cycles (every run ends)"
+report_real fast-wake "fast(no deadline, host 0: 1 call): no lost wakeup (deadlock check)"
+report_real fast-any "fast(either direction, host 1 idle): safety+deadlock"
+report_real holder-safety "fast, holder waits: safety+deadlock"
+report_real holder-wake "fast, holder waits(no deadline, converters: 1 call): no lost wakeup"
+if [ "$full" = 1 ]; then
+	report_real fast-cycles2 "fast(converters: 2 calls): no cycles"
+	report_real fast-wake2 "fast(no deadline, host 0: 2 calls): no lost wakeup"
+	report_real fast-adaptive "fast + b-adaptive(host 0: 1 call): safety+deadlock"
+	report_real fast-adaptive-conv1 "fast + b-adaptive(converters: 1 call): safety+deadlock"
+	report_real holder-cycles "fast, holder waits(converters: 1 call): no cycles"
+	report_real holder-wake2 "fast, holder waits(no deadline, converters: 2 calls): no lost wakeup"
+	report_real holder-any "fast, holder waits(either direction, host 1 idle): safety+deadlock"
+	report_real holder-no-recheck "variant(fast, holder waits, no re-check): safety+deadlock"
+	report_real holder-mark-first-safe "variant(fast, holder-mark-first, no EAGAIN check): safety+deadlock"
+fi
 report_broken no-refcheck "broken(no-refcheck)"
 report_broken no-inval "broken(no-invalidate-lock)"
 report_broken kick-no-loop "broken(kick-no-loop)"
@@ -289,7 +394,22 @@ report_broken infinite "hazard(infinite-timeout)"
 report_broken no-split-before-pin "broken(b-adaptive, no-split-before-pin)" "" "pinlt["
 report_broken split-no-refcheck "broken(b-adaptive, split-no-refcheck)" "" "((ref[2]==1)&&(map[2]==0))"
 report_broken merge-ignores-age "broken(b-adaptive, merge-ignores-age)" "" "violated (gage>=("
+report_broken fast-no-recheck "broken(fast, no-recheck)" "" "&& !(((pinf[3]!=0)&&(attr["
+report_broken fast-unpin-no-wake "broken(fast, unpin-no-wake)" "" "invalid end state"
+report_broken fast-no-grace-period "broken(fast, no-grace-period)" "" "(pinc[(bad-1)]>0)"
+report_broken fast-split-no-grace-period "broken(fast, split-no-grace-period)" "" "((ref[2]==1)&&(map[2]==0))"
+report_broken fast-undo-no-note "broken(fast, undo-no-note)" "" "!((((split&&(attr[0]==attr[1]))"
+report_broken freach-17 "reach(17: ${freach_names[17]})" reach
+report_broken holder-mark-first "broken(fast, holder-mark-first)" "" "(fref[3]==0))"
+report_broken holder-mark-first-no-recheck "broken(fast, holder-mark-first, no-recheck)" "" "&& !(((pinf[3]!=0)&&(attr["
+report_broken holder-unpin-no-announce "broken(fast, holder waits, unpin-no-announce)" "" "invalid end state"
 if [ "$full" = 1 ]; then
+	report_broken fast-adaptive-split-no-gp "broken(fast + b-adaptive, split-no-grace-period)" "" "(pinc[2]>0)"
+	for n in "${!freach_names[@]}"; do
+		[ "$n" = 17 ] && continue
+		report_broken "freach-$n" "reach($n: ${freach_names[$n]})" reach
+	done
+	report_broken hreach-21 "reach(21, holder waits: a re-check fails while the holder waits for it)" reach
 	report_broken merge-drops-waiting "broken(b-adaptive, merge-drops-waiting)" "" "&&(gage>=("
 	report_broken merge-no-backoff "broken(b-adaptive, merge-no-backoff)" "" "violated (gage>=("
 	for n in "${!reach_names[@]}"; do

@@ -13,11 +13,12 @@
  * Granularity.  Every critical section of file->lock is one atomic step
  * (d_step).  That is a sound reduction: f->lock is a plain mutex (nobody
  * try-locks it), every variable below except the invalidate lock and
- * merge_pending is accessed only under it, and no section blocks inside
- * (the drain's condition wait releases the mutex and ends the step).  The
- * invalidate lock is NOT folded into those steps, because file_kick_merges()
- * try-locks it: taking, holding and releasing it are separate steps, so a
- * try-lock can observe every holder.  merge_pending is read outside f->lock
+ * merge_pending is accessed only under it (FAST: but for the lock-free
+ * steps of fast pins and unpins, see model/README.md), and no section
+ * blocks inside (the drain's condition wait releases the mutex and ends
+ * the step).  The invalidate lock is NOT folded into those steps, because
+ * file_kick_merges() try-locks it: taking, holding and releasing it are
+ * separate steps, so a try-lock can observe every holder.  merge_pending is read outside f->lock
  * (file_kick_merges()), each as its own step.  See model/README.md.
  *
  * ADAPTIVE: policy b-adaptive instead (docs/DECISIONS.md, "Policy
@@ -30,16 +31,63 @@
  * fifth process (ticker) converts pages of another block of the file (a
  * tick that touches nothing here) or compacts.  At the end, init compacts.
  *
+ * FAST: the lock-free fast pin (like the kernel's GUP-fast) and the
+ * lock-free unpin.  Every holder of the invalidate lock exclusively makes
+ * the file's sequence counter f->seq odd after taking it and even again
+ * before releasing it.  A short-term pin first tries, inside an RCU
+ * read-side section and without any lock: s = seq (odd: slow path), read
+ * its PTEs (absent: slow path), folio_try_get() each folio, re-check that
+ * seq == s and the PTEs are unchanged, and keeps the references as its pin;
+ * on a failed re-check it drops them (and notes a merge / wakes a waiting
+ * converter under f->lock, after leaving RCU) and takes the slow path.
+ * drain(), finding unexpected references, first waits for a grace period
+ * (synchronize_rcu()), with f->lock dropped, and tests again; so does a
+ * split that finds a reference beyond the file's.  An unpin drops its
+ * references without a lock, then reads seq: odd, it takes f->lock and
+ * wakes the waiter.  See model/README.md, "The fast path".
+ *
+ * FAST with HOLDER_GP: the handshake gmem's C code uses instead of the
+ * grace periods on demand.  A fast pin or unpin first sets f->fast_used,
+ * then reads seq; a holder makes seq odd, then, if fast_used is set,
+ * clears it and waits for a grace period before it does anything else.
+ * No decision then sees a speculative reference: drain(), the splits and
+ * the undo do without grace periods, notes and wakes.  The fast pin is a
+ * one-page pin (short- or long-term); the fast unpin, of a fast pin on an
+ * intact folio, drops the references inside its RCU section once it has
+ * read seq even, else takes the locked path.  Policy b-lazy only.
+ *
  * Build-time switches (spin -D...):
  *   BROKEN_NO_REFCHECK        drain() skips the refcount/mapcount check
  *   BROKEN_NO_INVALIDATE_LOCK faults and pins skip the invalidate lock
  *   BROKEN_KICK_NO_LOOP       file_kick_merges() tests the flag only once
  *   BROKEN_KICK_SPINS         file_kick_merges() retries a failed trylock
  *   NO_ERROR_SEMANTICS        drop the EAGAIN-means-a-short-pin assertion
+ *                             (HOLDER_GP: and "no holder sees a speculative
+ *                             reference")
  *   NO_MERGE_FLAG_CHECK       at the end, check only that no mergeable block
  *                             is left split, not that no note was lost
  *   REACH=n                   coverage probe: fail at REACHED(n)
  *   WITH_INFINITE_TIMEOUT     converters may also pass timeout_ms < 0
+ *   NO_CALL_WHILE_PINNED      a host holding a pin makes no call but its
+ *                             unpin (an untimed drain then cannot deadlock
+ *                             on the hazard; for the lost-wakeup checks)
+ * With FAST:
+ *   BROKEN_FAST_NO_RECHECK       the fast pin keeps its references without
+ *                                re-checking seq and the PTEs
+ *   BROKEN_FAST_UNPIN_NO_WAKE    the unpin reads seq before it drops its
+ *                                references (so it may miss the waiter)
+ *   BROKEN_FAST_NO_GRACE_PERIOD  drain() does not wait for a grace period
+ *                                before it acts on a surplus reference
+ *   BROKEN_FAST_SPLIT_NO_GRACE_PERIOD  nor does a split: a conversion's
+ *                                of an intact private block, b-adaptive's
+ *                                for a long-term pin
+ *   BROKEN_FAST_UNDO_NO_NOTE     a fast pin that drops its references on a
+ *                                folio of a split block notes no merge
+ *   HOLDER_GP                    the C's handshake (above)
+ *   BROKEN_HOLDER_MARK_FIRST     (HOLDER_GP) a conversion reads fast_used
+ *                                before it makes seq odd
+ *   BROKEN_HOLDER_UNPIN_NO_ANNOUNCE  (HOLDER_GP) the fast unpin does not set
+ *                                fast_used
  * With ADAPTIVE:
  *   BROKEN_NO_SPLIT_BEFORE_PIN   a long-term pin of part of an intact block
  *                                does not split it
@@ -89,6 +137,21 @@
 #define R_EBUSY		2
 #define R_EAGAIN	3
 #define R_WAIT		4
+#define R_GP		5	/* FAST: drain() is in synchronize_rcu() */
+
+/* FAST: a surplus reference may be a fast pin's speculative one, which
+ * its holder drops or turns into a pin before it leaves its RCU section:
+ * wait for a grace period (once per call; gp: done) before acting on it */
+#if defined(FAST) && !defined(BROKEN_FAST_NO_GRACE_PERIOD) && !defined(HOLDER_GP)
+#define GP_FIRST	(!gp)
+#else
+#define GP_FIRST	false
+#endif
+#if defined(FAST) && !defined(BROKEN_FAST_SPLIT_NO_GRACE_PERIOD) && !defined(HOLDER_GP)
+#define SPLIT_GP_FIRST	(!gp)
+#else
+#define SPLIT_GP_FIRST	false
+#endif
 
 /* timeout_ms: 0, > 0 (bounded, nondeterministic deadline), < 0 (forever) */
 #define T_NONE		0
@@ -103,7 +166,8 @@ bit attr[NSUB];
 bool split;
 /*
  * struct gfolio counts, by folio id.  refcount: the file's own reference
- * while the folio exists, one per PTE, one per pinned page (the kernel adds
+ * while the folio exists, one per PTE, one per pinned page, one per fast
+ * pin's speculative reference (FAST, fref below) (the kernel adds
  * GUP_PIN_COUNTING_BIAS for a pin on an order-0 folio: every test here is
  * "== 1" or "== 1 + lookup", so any positive increment gives the same
  * verdicts).  mapcount: PTEs.  pincount: pinned pages.  lt: fo->longterm.
@@ -134,6 +198,29 @@ bool merge_pending;
 /* converters that have returned from all their calls (liveness) */
 byte conv_done;
 
+#ifdef FAST
+/* f->seq: odd while a holder of the invalidate lock exclusively is inside.
+ * Kept as its parity (seq_odd) and, for each host inside a fast pin's RCU
+ * section, whether seq has changed since the host's snapshot s (seqchg):
+ * seq only grows, so "seq == s" is exactly !seqchg.  in_rcu[h]: host h is
+ * inside rcu_read_lock().  fref[h * NSUB + s]: folio id + 1 of the
+ * speculative reference host h holds for page s (taken, not yet a pin). */
+bit seq_odd;
+bit seqchg[NHOST];
+bit in_rcu[NHOST];
+byte fref[NHOST * NSUB];
+#endif
+#ifdef HOLDER_GP
+#ifndef FAST
+#error "HOLDER_GP needs FAST"
+#endif
+#ifdef ADAPTIVE
+#error "HOLDER_GP is modelled under policy b-lazy only"
+#endif
+/* f->fast_used: a fast pin or unpin has run since a holder last waited */
+bit fast_used;
+#endif
+
 #ifndef MERGE_DELAY
 #define MERGE_DELAY 1		/* D: ticks (conversions) per period */
 #endif
@@ -157,6 +244,15 @@ byte backoff;
  * page in its split block); gback, its merges at period ends. */
 byte gage;
 byte gback;
+#ifdef FAST
+/* ghost: host h's unpin (or undone fast pin) has dropped references on a
+ * split block and not yet noted the merge (the note, under f->lock, is
+ * next) */
+bit uflight[NHOST];
+#define UNPIN_IN_FLIGHT	(uflight[0] || uflight[1])
+#else
+#define UNPIN_IN_FLIGHT	false
+#endif
 #endif
 
 /* Scratch of one d_step (loop counters, a folio id, drain()'s offending
@@ -214,7 +310,13 @@ byte i, k, F, bad;
 #define NLT(F)		(pinlt[0] * ((pinf[0] == (F) + 1) + (pinf[1] == (F) + 1)) + \
 			 pinlt[1] * ((pinf[2] == (F) + 1) + (pinf[3] == (F) + 1)))
 #define LIVE(F)		((F) == INTACT -> !split : split)
-#define COUNTS_OK(F)	(ref[F] == LIVE(F) + NPTE(F) + NPIN(F) && \
+#ifdef FAST
+#define NFREF(F)	((fref[0] == (F) + 1) + (fref[1] == (F) + 1) + \
+			 (fref[2] == (F) + 1) + (fref[3] == (F) + 1))
+#else
+#define NFREF(F)	0
+#endif
+#define COUNTS_OK(F)	(ref[F] == LIVE(F) + NPTE(F) + NPIN(F) + NFREF(F) && \
 			 map[F] == NPTE(F) && pinc[F] == NPIN(F) && lt[F] == NLT(F))
 /* b-adaptive (check.c, pin_visit()): no long-term pin holds part of an
  * intact folio (NO_LT_PART_CHECK: not checked) */
@@ -282,6 +384,46 @@ inline wrlock()
 			wwait--
 	fi
 }
+
+/* FAST: seq++ by a holder of the invalidate lock exclusively, right after
+ * taking it (odd) and right before releasing it (even).  Folded into the
+ * step that takes or releases the lock: only fast pins and unpins read seq,
+ * and they never look at the lock.  SEQ_BUMP brings its own separator and
+ * is empty without FAST (a skip would add a step to every trail). */
+#ifdef FAST
+#define SEQ_BUMP	seq_odd = 1 - seq_odd; \
+			seqchg[0] = (in_rcu[0] -> 1 : seqchg[0]); \
+			seqchg[1] = (in_rcu[1] -> 1 : seqchg[1]);
+/* synchronize_rcu() has returned: no fast pin is inside its RCU section
+ * (stronger than "none that entered before the grace period began", and
+ * the same here: a fast pin that enters while seq is odd leaves at once) */
+#define RCU_IDLE	(in_rcu[0] == 0 && in_rcu[1] == 0)
+#else
+#define SEQ_BUMP
+#endif
+
+/* HOLDER_GP, invalidate_lock_mark(): after seq++ (odd), a holder reads
+ * and clears fast_used (hgp: a local of the holder's process); set, it
+ * waits for a grace period.  The wait is folded into the guard of the
+ * holder's first f->lock section (HOLDER_IDLE): once it has begun, a fast
+ * path that enters sees seq odd and leaves in the same step. */
+#ifdef HOLDER_GP
+#define HOLDER_MARK	hgp = fast_used; fast_used = 0;
+#define HOLDER_IDLE	(!hgp || RCU_IDLE)
+/* ... and then no decision of the holder sees a speculative reference
+ * (not checked with NO_ERROR_SEMANTICS) */
+#ifndef NO_ERROR_SEMANTICS
+#define HOLDER_EXACT	assert(fref[0] == 0 && fref[1] == 0 && fref[2] == 0 && fref[3] == 0);
+#else
+#define HOLDER_EXACT
+#endif
+#define HOLDER_DONE	hgp = 0; HOLDER_EXACT
+#else
+#define HOLDER_EXACT
+#define HOLDER_MARK
+#define HOLDER_IDLE	true
+#define HOLDER_DONE
+#endif
 
 /* ------------------------------------------------- merges (folio.c, file.c) */
 
@@ -407,8 +549,9 @@ inline run_merges(now, compact)
 			merge_todo = false	/* intact, or not noted */
 		fi;
 		/* no late merge: a block that may merge, in a page that has
-		 * waited as long as the design asks, has merged */
-		assert(!(MERGEABLE && GAGED))
+		 * waited as long as the design asks, has merged (FAST: unless
+		 * an unpin has dropped its references and not yet noted) */
+		assert(!(MERGEABLE && GAGED) || UNPIN_IN_FLIGHT)
 #endif
 	fi
 }
@@ -441,9 +584,12 @@ inline kick_merges()
 		if
 		:: atomic { readers == 0 && inv_writer == 0 ->
 				inv_writer = _pid + 1;	/* trywrlock ok */
+				SEQ_BUMP
+				HOLDER_MARK
 				printf("  P%d kick: trywrlock ok, runs merges\n", _pid) }
 			d_step {
-				flock == 0 -> flock = _pid + 1;
+				flock == 0 && HOLDER_IDLE -> flock = _pid + 1;
+				HOLDER_DONE
 				if
 				:: split && attr[0] == attr[1] && QUIET(0) && QUIET(1) ->
 					REACHED(6)	/* a noted merge runs here */
@@ -454,6 +600,7 @@ inline kick_merges()
 				flock = 0
 			};
 			atomic {
+				SEQ_BUMP
 				inv_writer = 0;		/* __invalidate_unlock() */
 				printf("  P%d kick: releases the lock\n", _pid)
 			}
@@ -579,7 +726,13 @@ inline drain_decide()
 	:: bad == 0 ->
 		commit();
 		ret = R_OK
-	:: bad != 0 && (tmo == T_NONE || expired) ->
+	:: bad != 0 && GP_FIRST ->
+		ret = R_GP;		/* synchronize_rcu(), then test again */
+		if
+		:: NFREF(bad - 1) > 0 -> REACHED(18)	/* a speculative ref */
+		:: else
+		fi
+	:: bad != 0 && !GP_FIRST && (tmo == T_NONE || expired) ->
 		/* DESIGN: EAGAIN means a short-term pin outlived the timeout;
 		 * zapped PTEs cannot come back (refaults block) and no new
 		 * long-term pin can appear (it would have been EBUSY) */
@@ -590,6 +743,27 @@ inline drain_decide()
 	:: else ->
 		ret = R_WAIT
 	fi
+}
+
+/* private -> shared: no drain; a split of the intact block (commit())
+ * needs the file's reference alone (FAST: a speculative one may be on it:
+ * wait for a grace period first) */
+inline shared_decide()
+{
+#ifdef FAST
+	if
+	:: !split && !(lo == 0 && hi == NSUB - 1) && ref[INTACT] != 1 &&
+	   SPLIT_GP_FIRST ->
+		REACHED(20);
+		ret = R_GP
+	:: else ->
+		commit();
+		ret = R_OK
+	fi
+#else
+	commit();
+	ret = R_OK
+#endif
 }
 
 /* The end of a f->lock section of gmem_convert(): on failure nothing
@@ -616,6 +790,8 @@ inline convert_section_end()
 	if
 	:: ret == R_WAIT -> cv_waiting = true; cv_sig = false;
 		printf("conv%d: waits on pin_wait (f->lock dropped)\n", c)
+	:: ret == R_GP ->
+		printf("conv%d: synchronize_rcu() (f->lock dropped)\n", c)
 	:: else ->
 		printf("conv%d: convert [%d,%d] to ", c, lo, hi);
 		if
@@ -636,6 +812,7 @@ inline convert_section_end()
 inline convert_rewake()
 {
 	flock = _pid + 1;
+	HOLDER_EXACT
 	cv_waiting = false;
 	cv_sig = false;
 	drain_decide();
@@ -651,6 +828,10 @@ proctype converter(byte c)
 	byte n, lo, hi, to, ret, tmo;
 	bit a0, a1;
 	bool expired;
+	bool gp;		/* FAST: this call has waited for a grace period */
+#ifdef HOLDER_GP
+	bit hgp;		/* ... must wait for one before it goes on */
+#endif
 
 	do
 	:: n == CONV_OPS -> break
@@ -690,12 +871,22 @@ proctype converter(byte c)
 			fi;
 			/* file_enter() -> invalidate_lock() */
 			wrlock();
+#ifndef BROKEN_HOLDER_MARK_FIRST
+			SEQ_BUMP
+			HOLDER_MARK
+#else
+			HOLDER_MARK	/* reads fast_used too early */
+#endif
 			printf("conv%d: invalidate lock exclusive (P%d)\n", c, _pid)
 		};
+#ifdef BROKEN_HOLDER_MARK_FIRST
+		atomic { SEQ_BUMP printf("conv%d: seq odd\n", c) };
+#endif
 
 		/* pthread_mutex_lock(&f->lock) ... */
 		d_step {
-			flock == 0 -> flock = _pid + 1;
+			flock == 0 && HOLDER_IDLE -> flock = _pid + 1;
+			HOLDER_DONE
 			a0 = attr[0];
 			a1 = attr[1];
 			if
@@ -719,8 +910,7 @@ proctype converter(byte c)
 					fi
 				:: else ->
 					/* private -> shared: no check */
-					commit();
-					ret = R_OK
+					shared_decide()
 				fi
 			fi;
 			convert_section_end()
@@ -728,8 +918,21 @@ proctype converter(byte c)
 
 		/* drain(): pthread_cond_timedwait() until no unexpected refs */
 		do
-		:: ret != R_WAIT -> break
-		:: else ->
+		:: ret != R_WAIT && ret != R_GP -> break
+#ifdef FAST
+		:: ret == R_GP ->
+			/* synchronize_rcu() returns; relock f->lock, test again */
+			d_step { RCU_IDLE && flock == 0 ->
+				flock = _pid + 1;
+				gp = true;
+				printf("conv%d: grace period over, tests again\n", c);
+				if
+				:: to == PRIVATE -> drain_decide()
+				:: else -> shared_decide()
+				fi;
+				convert_section_end() }
+#endif
+		:: ret == R_WAIT ->
 			if
 			:: d_step { cv_sig && flock == 0 ->	/* broadcast */
 					printf("conv%d: woken by an unpin\n", c);
@@ -744,10 +947,11 @@ proctype converter(byte c)
 		/* ... pthread_mutex_unlock(&f->lock); invalidate_unlock():
 		 * release (and forget the call's arguments), then kick */
 		atomic {
+			SEQ_BUMP
 			inv_writer = 0;
 			printf("conv%d: releases the invalidate lock\n", c);
 			to = 0; ret = 0; tmo = 0;
-			a0 = 0; a1 = 0; expired = false;
+			a0 = 0; a1 = 0; expired = false; gp = false;
 			n++
 		};
 		kick_merges()
@@ -800,9 +1004,323 @@ inline unpin_locked()
 	}
 }
 
+#ifdef FAST
+/* FAST, gmem_unpin(): drop the pin's references without a lock (atomics:
+ * folio_unpin()), then read seq.  Odd: a holder of the invalidate lock
+ * exclusively may be waiting for them: take f->lock and broadcast.  A
+ * pinned folio in a split block: take f->lock and note the merge (then
+ * the caller kicks).  BROKEN_FAST_UNPIN_NO_WAKE reads seq first. */
+inline unpin_drop()
+{
+	for (k : 0 .. NSUB - 1) {
+		if
+		:: pinf[h * NSUB + k] != 0 ->
+			F = pinf[h * NSUB + k] - 1;	/* folio_unpin() */
+			if
+			:: F != INTACT -> kick = true	/* pin_may_merge() */
+			:: else
+			fi;
+			ref[F]--;
+			pinc[F]--;
+			lt[F] = lt[F] - pinlt[h];
+			pinf[h * NSUB + k] = 0
+		:: else
+		fi
+	}
+	pinlt[h] = 0;
+#ifdef ADAPTIVE
+	uflight[h] = kick;
+#endif
+	printf("host%d: unpin: references dropped\n", h);
+	CHECK
+}
+
+/* the unpin's f->lock section: note the merge (kick), wake the waiter */
+inline unpin_wake()
+{
+	flock = _pid + 1;
+	if
+	:: kick ->
+		printf("host%d: unpin: f->lock: merge noted, broadcast\n", h);
+#ifdef ADAPTIVE
+		/* the unpin touches the page when it notes, under
+		 * f->lock (its references are gone already) */
+		GTOUCH;
+		uflight[h] = 0;
+#endif
+		note_merge()			/* file_note_merge() */
+	:: else ->
+		printf("host%d: unpin: f->lock: broadcast\n", h)
+	fi;
+	if
+	:: cv_waiting -> cv_sig = true;		/* pthread_cond_broadcast */
+		REACHED(19)
+	:: else
+	fi;
+	CHECK;
+	fwake = false;
+	flock = 0
+}
+
+inline unpin_fast()
+{
+#ifndef BROKEN_FAST_UNPIN_NO_WAKE
+	d_step { PINNED(h) -> unpin_drop() };
+	/* read seq; the lock if needed (folding the lock into the read is
+	 * sound: a wake finds a waiter only if it waits for these references) */
+	if
+	:: d_step { (seq_odd || kick) && flock == 0 -> unpin_wake() }
+	:: d_step { !(seq_odd || kick) ->
+		printf("host%d: unpin: seq even, no lock\n", h) }
+	fi
+#else
+	d_step { PINNED(h) -> fwake = seq_odd;		/* reads seq too early */
+		printf("host%d: unpin: reads seq (odd: %d)\n", h, fwake) };
+	d_step { unpin_drop() };
+	if
+	:: d_step { (fwake || kick) && flock == 0 -> unpin_wake() }
+	:: d_step { !(fwake || kick) ->
+		printf("host%d: unpin: seq was even, no lock\n", h) }
+	fi
+#endif
+}
+#ifndef HOLDER_GP
+#define UNPIN	unpin_fast()
+#else
+/* HOLDER_GP, gmem_unpin(): a fast pin on an intact folio (b-lazy: no
+ * merge to note) is undone in an RCU section: announce, read seq; even,
+ * drop its references (a holder that comes in waits for this section to
+ * end, so no wake is needed); else, and for every other pin, the locked
+ * path.  One step: a holder in between could only wait for it. */
+#define PIN_INTACT(h)	((pinf[(h) * NSUB] == 0 || pinf[(h) * NSUB] == INTACT + 1) && \
+			 (pinf[(h) * NSUB + 1] == 0 || pinf[(h) * NSUB + 1] == INTACT + 1))
+#define UNPIN_FAST_OK	(pfast && !seq_odd && PIN_INTACT(h))
+inline unpin_c()
+{
+	if
+#ifndef BROKEN_HOLDER_UNPIN_NO_ANNOUNCE
+	:: d_step { PINNED(h) && UNPIN_FAST_OK ->
+		fast_used = 1;
+		unpin_drop();
+		pfast = false }
+#else
+	:: d_step { PINNED(h) && UNPIN_FAST_OK ->	/* no fast_used */
+		in_rcu[h] = 1;
+		printf("host%d: unpin: seq even, no announce\n", h);
+		pfast = false };
+	   d_step { unpin_drop(); in_rcu[h] = 0 }
+#endif
+	:: atomic { PINNED(h) && !UNPIN_FAST_OK ->
+		fast_used = (pfast -> 1 : fast_used);
+		pfast = false };
+	   unpin_locked()
+	fi
+}
+#define UNPIN	unpin_c()
+#endif
+#else
+#define UNPIN	unpin_locked()
+#endif
+
 #define OP_FAULT	1
 #define OP_PIN		2
 #define OP_LTPIN	3	/* b-adaptive: a long-term pin, lock exclusive */
+#define OP_FASTPIN	4	/* FAST: a fast pin that kept its references */
+
+#ifdef FAST
+/*
+ * FAST, gmem_pin() of a short-term pin: the fast path first.  Entry (in
+ * the call's first step): rcu_read_lock(); s = seq, odd: slow path; read
+ * the PTEs of [lo, hi] in the host's mm, one absent: slow path.  Reading
+ * both PTEs in one step is sound: they change only in a zap, under seq
+ * odd, and a pair read across a zap has one absent, as after it.
+ */
+#ifndef HOLDER_GP
+#define FAST_PIN_OK	(!longterm)
+#define FAST_ANNOUNCE
+#else
+#define FAST_PIN_OK	(lo == hi)	/* a one-page pin, either kind */
+#define FAST_ANNOUNCE	fast_used = 1;
+#endif
+inline fast_begin()
+{
+	if
+	:: FAST_PIN_OK ->
+		in_rcu[h] = 1;			/* rcu_read_lock() */
+		FAST_ANNOUNCE
+		seqchg[h] = 0;			/* s = seq */
+		fok = !seq_odd;
+		for (k : 0 .. NSUB - 1) {
+			if
+			:: fok && IN(k) ->
+				fpte[k] = pte[h * NSUB + k];
+				fok = (fpte[k] != 0)
+			:: else
+			fi
+		}
+		if
+		:: !fok && seq_odd ->
+			printf("host%d: fast pin [%d,%d]: seq odd: slow path\n", h, lo, hi)
+		:: !fok && !seq_odd ->
+			printf("host%d: fast pin [%d,%d]: no PTE: slow path\n", h, lo, hi)
+		:: else
+		fi;
+		if
+		:: !fok ->
+			in_rcu[h] = 0;		/* rcu_read_unlock() */
+			fpte[0] = 0;
+			fpte[1] = 0
+		:: else ->
+			printf("host%d: fast pin [%d,%d]: rcu_read_lock, seq even, PTEs read\n", h, lo, hi);
+			fk = lo
+		fi;
+		k = 0
+	:: else
+	fi
+}
+
+/*
+ * Then, each a step of its own: folio_try_get() of each page's folio (a
+ * reference only if the refcount is not 0: a split or merged-away folio,
+ * whose refcount block_split()/block_unsplit() froze to 0, refuses); and
+ * the re-check: seq == s and every PTE still points at its folio.  Passed:
+ * the references are the pin (pincount, pin record).  Failed (or a
+ * try_get refused): drop the references taken, rcu_read_unlock(), then
+ * (fnote: a folio of a split block, whose merge the reference may have
+ * made fail; fwake: seq odd) f->lock: note the merge, wake the waiter; and
+ * the slow path.  The re-check and the pin are one step: the pin's counts
+ * are read only by drain() after a grace period, and by the checks.
+ */
+#ifndef BROKEN_FAST_NO_RECHECK
+#define RECHECK		(!seqchg[h] && \
+			 (!IN(0) || pte[h * NSUB] == fpte[0]) && \
+			 (!IN(1) || pte[h * NSUB + 1] == fpte[1]))
+#else
+#define RECHECK		true
+#endif
+inline fast_pin()
+{
+	do
+	:: d_step { in_rcu[h] && fok && fk <= hi ->
+		F = fpte[fk] - 1;
+		if
+		:: ref[F] > 0 ->			/* folio_try_get() */
+			printf("host%d: fast pin: try_get of folio %d\n", h, F);
+			ref[F]++;
+			fref[h * NSUB + fk] = F + 1
+		:: else ->
+			printf("host%d: fast pin: try_get of folio %d refused\n", h, F);
+			fok = false
+		fi;
+		fk++;
+		CHECK }
+	:: d_step { in_rcu[h] && !(fok && fk <= hi) ->
+		if
+		:: fok && RECHECK ->
+			for (k : 0 .. NSUB - 1) {
+				if
+				:: IN(k) ->
+					F = fref[h * NSUB + k] - 1;
+					pinc[F]++;
+					lt[F] = lt[F] + longterm;
+					pinf[h * NSUB + k] = F + 1;
+					fref[h * NSUB + k] = 0
+				:: else
+				fi
+			}
+			pinlt[h] = longterm;
+#ifdef HOLDER_GP
+			pfast = true;
+#endif
+			op = OP_FASTPIN;
+			printf("host%d: fast pin [%d,%d]: ok\n", h, lo, hi);
+			REACHED(16)
+		:: else ->
+			/* the speculative reference came after a conversion's
+			 * check, which has flipped the page: the re-check saves
+			 * the day */
+			if
+			:: seqchg[h] && ((IN(0) && attr[0] == PRIVATE) ||
+					 (IN(1) && attr[1] == PRIVATE)) -> REACHED(17)
+			:: else
+			fi;
+			if
+			:: fok && seqchg[h] -> REACHED(21)	/* seq has changed */
+			:: else
+			fi;
+			for (k : 0 .. NSUB - 1) {
+				if
+				:: fref[h * NSUB + k] != 0 ->
+					F = fref[h * NSUB + k] - 1;
+					ref[F]--;		/* folio_put() */
+					if
+					:: F != INTACT ->
+#if !defined(BROKEN_FAST_UNDO_NO_NOTE) && !defined(HOLDER_GP)
+						fnote = true
+#else
+						skip
+#endif
+#ifdef ADAPTIVE
+						; uflight[h] = 1
+#endif
+					:: else
+					fi;
+					fref[h * NSUB + k] = 0
+				:: else
+				fi
+			};
+#ifndef HOLDER_GP
+			fwake = seq_odd;
+#endif
+			printf("host%d: fast pin [%d,%d]: re-check fails: undo, slow path\n", h, lo, hi)
+		fi;
+		in_rcu[h] = 0;				/* rcu_read_unlock() */
+		seqchg[h] = 0;
+		fpte[0] = 0;
+		fpte[1] = 0;
+		fk = 0;
+		fok = false;
+		CHECK;
+		if
+		:: op == OP_FASTPIN -> lo = 0; hi = 0; longterm = false
+		:: else
+		fi }
+	:: !in_rcu[h] -> break
+	od;
+	if
+	:: op == OP_FASTPIN
+	:: op != OP_FASTPIN && (fnote || fwake) ->
+		/* f->lock: note the merge, wake a waiting converter */
+		d_step {
+			flock == 0 -> flock = _pid + 1;
+			if
+			:: fnote ->
+#if !defined(ADAPTIVE) || MERGE_DELAY == 0
+				note_merge()
+#else
+				/* b-adaptive: note the block again, but this is
+				 * no touch: the page's wait goes on */
+				merge_todo = true
+#endif
+#ifdef ADAPTIVE
+				; uflight[h] = 0
+#endif
+			:: else
+			fi;
+			if
+			:: cv_waiting -> cv_sig = true
+			:: else
+			fi;
+			printf("host%d: fast pin undone: f->lock: note=%d wake=%d\n", h, fnote, fwake);
+			CHECK;
+			fnote = false;
+			fwake = false;
+			flock = 0
+		}
+	:: op != OP_FASTPIN && !(fnote || fwake)
+	fi
+}
+#endif
 
 /*
  * b-adaptive, gmem_pin() with GMEM_PIN_LONGTERM, after pin_check():
@@ -817,6 +1335,11 @@ inline unpin_locked()
 #else
 #define PIN_SPLIT_REFS_OK	(ref[INTACT] - map[INTACT] == 1)
 #endif
+#if defined(FAST) && !defined(BROKEN_FAST_SPLIT_NO_GRACE_PERIOD) && !defined(HOLDER_GP)
+#define PIN_GP_FIRST	(pgp == 0)
+#else
+#define PIN_GP_FIRST	false
+#endif
 inline lt_split_before_pin()
 {
 	assert(inv_writer == _pid + 1 && flock == _pid + 1);
@@ -824,7 +1347,13 @@ inline lt_split_before_pin()
 	if
 	:: !split && !(lo == 0 && hi == NSUB - 1) ->
 		if
-		:: !PIN_SPLIT_REFS_OK ->
+#ifdef FAST
+		:: !PIN_SPLIT_REFS_OK && PIN_GP_FIRST ->
+			/* maybe a fast pin's speculative reference: drop
+			 * f->lock, synchronize_rcu(), test again */
+			pgp = 1
+#endif
+		:: !PIN_SPLIT_REFS_OK && !PIN_GP_FIRST ->
 			/* another pin holds it; nothing changed */
 			assert(pinc[INTACT] > 0);
 			REACHED(12);
@@ -847,12 +1376,127 @@ inline lt_split_before_pin()
 #endif
 }
 
+/* gmem_pin(): file_enter_shared() (b-adaptive, long-term: file_enter()) */
+inline pin_enter()
+{
+#ifdef ADAPTIVE
+	/* b-adaptive: a long-term pin is a setup call: it
+	 * takes the invalidate lock exclusively */
+	if
+	:: longterm -> op = OP_LTPIN; wrlock(); SEQ_BUMP
+		printf("host%d: invalidate lock exclusive (P%d, long-term pin)\n", h, _pid)
+	:: else -> rdlock()
+	fi
+#else
+	rdlock()
+#endif
+}
+
+/* gmem_pin(), the slow path: under the invalidate lock and f->lock */
+inline pin_body()
+{
+	if
+	:: (IN(0) && attr[0] == PRIVATE) ||
+	   (IN(1) && attr[1] == PRIVATE) ->
+		/* pin_check(): EFAULT */
+		printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm);
+		REACHED(9)
+	:: else ->
+#ifdef ADAPTIVE
+		if
+		:: longterm -> lt_split_before_pin()
+		:: else
+		fi;
+		if
+		:: perr ->
+			printf("host%d: pin [%d,%d] longterm=%d: EAGAIN\n", h, lo, hi, longterm)
+#ifdef FAST
+		:: pgp == 1 ->
+			printf("host%d: pin: synchronize_rcu() (f->lock dropped)\n", h)
+#endif
+		:: else ->
+#endif
+		printf("host%d: pin [%d,%d] longterm=%d: ok\n", h, lo, hi, longterm);
+		for (k : 0 .. NSUB - 1) {
+			if
+			:: IN(k) && pte[h * NSUB + k] == 0 ->
+				F = FID(k);	/* pt_install() */
+				ref[F]++;
+				map[F]++;
+				pte[h * NSUB + k] = F + 1
+			:: else
+			fi
+		}
+		for (k : 0 .. NSUB - 1) {
+			if
+			:: IN(k) ->
+				F = FID(k);	/* folio_pin() */
+				ref[F]++;
+				pinc[F]++;
+				lt[F] = lt[F] + longterm;
+				pinf[h * NSUB + k] = F + 1
+			:: else
+			fi
+		}
+		pinlt[h] = longterm
+#ifdef ADAPTIVE
+		fi
+#endif
+	fi;
+	CHECK;
+#ifdef FAST
+	if
+	:: pgp == 1 -> skip	/* goes on after a grace period */
+	:: else ->
+		lo = 0; hi = 0; longterm = false; perr = false; pgp = 0
+	fi;
+#else
+	lo = 0; hi = 0; longterm = false; perr = false;
+#endif
+	flock = 0
+}
+
+inline pin_locked()
+{
+	d_step {
+		/* ... all or nothing, under f->lock */
+		flock == 0 -> flock = _pid + 1;
+		pin_body()
+	}
+#if defined(FAST) && defined(ADAPTIVE)
+	/* b-adaptive, a long-term pin's split found a reference beyond the
+	 * file's and the entries': after a grace period, test again */
+	;
+	if
+	:: pgp == 1 ->
+		d_step { RCU_IDLE && flock == 0 ->
+			flock = _pid + 1;
+			pgp = 2;
+			printf("host%d: grace period over, tests again\n", h);
+			pin_body() }
+	:: else
+	fi
+#endif
+}
+
 proctype host(byte h)
 {
 	byte n, op, s, lo, hi;
 	bool longterm;
 	bool perr;		/* b-adaptive: the long-term pin fails (EAGAIN) */
 	bool kick;		/* this call must run file_kick_merges() */
+#ifdef FAST
+	byte fpte[NSUB];	/* the fast pin's PTE snapshots */
+	byte fk;		/* ... its next page to try_get */
+	bool fok;		/* ... so far so good */
+	bool fnote, fwake;	/* undone: note a merge, wake the converter */
+	byte pgp;		/* b-adaptive's split for a long-term pin:
+				 * 1 waits for a grace period, 2 has */
+#endif
+#ifdef HOLDER_GP
+	bit hgp;		/* its kick must wait for a grace period */
+	bool pfast;		/* its pin was taken by the fast path */
+#endif
 
 	do
 	:: n == HOST_OPS(h) -> break
@@ -860,6 +1504,9 @@ proctype host(byte h)
 		if
 		:: atomic {
 			/* gmem_fault() -> host_access(): file_enter_shared() */
+#ifdef NO_CALL_WHILE_PINNED
+			!PINNED(h) ->
+#endif
 			op = OP_FAULT;
 			if
 			:: s = 0
@@ -907,70 +1554,22 @@ proctype host(byte h)
 			 * (FOLL_LONGTERM) */
 			longterm = (h == 1);
 #endif
-#ifdef ADAPTIVE
-			/* b-adaptive: a long-term pin is a setup call: it
-			 * takes the invalidate lock exclusively */
-			if
-			:: longterm -> op = OP_LTPIN; wrlock();
-				printf("host%d: invalidate lock exclusive (P%d, long-term pin)\n", h, _pid)
-			:: else -> rdlock()
-			fi
-#else
-			rdlock()
-#endif
+#ifdef FAST
+			fast_begin()
 		   };
-		   d_step {
-			/* ... all or nothing, under f->lock */
-			flock == 0 -> flock = _pid + 1;
-			if
-			:: (IN(0) && attr[0] == PRIVATE) ||
-			   (IN(1) && attr[1] == PRIVATE) ->
-				/* pin_check(): EFAULT */
-				printf("host%d: pin [%d,%d] longterm=%d: EFAULT\n", h, lo, hi, longterm);
-				REACHED(9)
-			:: else ->
-#ifdef ADAPTIVE
-				if
-				:: longterm -> lt_split_before_pin()
-				:: else
-				fi;
-				if
-				:: perr ->
-					printf("host%d: pin [%d,%d] longterm=%d: EAGAIN\n", h, lo, hi, longterm)
-				:: else ->
+		   fast_pin();
+		   if
+		   :: op == OP_FASTPIN
+		   :: else ->
+			atomic { pin_enter() };
+			pin_locked()
+		   fi
+#else
+			pin_enter()
+		   };
+		   pin_locked()
 #endif
-				printf("host%d: pin [%d,%d] longterm=%d: ok\n", h, lo, hi, longterm);
-				for (k : 0 .. NSUB - 1) {
-					if
-					:: IN(k) && pte[h * NSUB + k] == 0 ->
-						F = FID(k);	/* pt_install() */
-						ref[F]++;
-						map[F]++;
-						pte[h * NSUB + k] = F + 1
-					:: else
-					fi
-				}
-				for (k : 0 .. NSUB - 1) {
-					if
-					:: IN(k) ->
-						F = FID(k);	/* folio_pin() */
-						ref[F]++;
-						pinc[F]++;
-						lt[F] = lt[F] + longterm;
-						pinf[h * NSUB + k] = F + 1
-					:: else
-					fi
-				}
-				pinlt[h] = longterm
-#ifdef ADAPTIVE
-				fi
-#endif
-			fi;
-			CHECK;
-			lo = 0; hi = 0; longterm = false; perr = false;
-			flock = 0
-		   }
-		:: unpin_locked()		/* gmem_unpin(): op stays 0 */
+		:: UNPIN			/* gmem_unpin(): op stays 0 */
 		fi;
 		/* invalidate_unlock_shared() (faults, pins), then the kick;
 		 * an unpin kicks only if it noted a merge */
@@ -979,7 +1578,7 @@ proctype host(byte h)
 			:: op == OP_FAULT || op == OP_PIN ->
 				rdunlock(); kick = true	/* not after an unpin */
 			:: op == OP_LTPIN ->
-				inv_writer = 0; kick = true	/* invalidate_unlock() */
+				SEQ_BUMP inv_writer = 0; kick = true	/* invalidate_unlock() */
 			:: else
 			fi;
 			op = 0;
@@ -992,7 +1591,7 @@ proctype host(byte h)
 	od;
 	/* the process exits: drop its pin */
 	if
-	:: unpin_locked();
+	:: UNPIN;
 	   if
 	   :: kick -> kick = false; kick_merges()
 	   :: else
@@ -1018,6 +1617,7 @@ proctype ticker()
 	:: else ->
 		atomic {
 			wrlock();
+			SEQ_BUMP
 			printf("tick: invalidate lock exclusive (P%d)\n", _pid)
 		};
 		if
@@ -1039,6 +1639,7 @@ proctype ticker()
 			flock = 0 }
 		fi;
 		atomic {
+			SEQ_BUMP
 			inv_writer = 0;
 			n++
 		};
@@ -1106,6 +1707,7 @@ init
 		CHECK;
 		flock = 0;
 		inv_writer = 0
+		/* (no seq: every process has returned) */
 	};
 	assert(!MERGEABLE)
 #endif
