@@ -467,9 +467,11 @@ static void pin_undo_alloc(struct gfile *f, uint64_t *undo, uint64_t nr)
  * otherwise drop the reference and let the slow path decide.
  *
  * A holder that makes seq odd after this path read it waits for it to
- * end (invalidate_lock_mark()), so the re-check cannot fail today; it
- * keeps the path safe on its own, as the kernel's re-check of the PTE
- * does, and the model (model/gmem.pml, FAST) checks both.
+ * end (invalidate_lock_mark()); the re-check then sees seq changed and
+ * backs out, so the holder never acts on a speculative reference.  The
+ * re-check alone would keep pins off private pages, as the kernel's
+ * re-check of the PTE does: model/gmem.pml checks the path with the
+ * handshake (FAST, HOLDER_GP) and without it (FAST).
  * Return: 0 pinned (*@id, @pages[0] set), 1 take the slow path.
  */
 static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
