@@ -116,21 +116,25 @@ void *gmem_alloc(size_t size)
 
 	if (gmem_inject_should_fail())
 		return NULL;
-	/*
-	 * Blocks of a cache line or more start on one: structures with
-	 * per-thread counters (_Alignas(64)) must not share lines, and
-	 * calloc() promises only 16 bytes.
-	 */
-	if (size >= 64) {
-		p = aligned_alloc(64, (size + 63) & ~(size_t)63);
-		if (p)
-			memset(p, 0, size);
-	} else {
-		p = calloc(1, size ? size : 1);
-	}
+	p = calloc(1, size ? size : 1);
 	if (p)
 		atomic_fetch_add_explicit(&inj.live, (long long)size,
 					  memory_order_relaxed);
+	return p;
+}
+
+void *gmem_alloc_cacheline(size_t size)
+{
+	void *p;
+
+	if (gmem_inject_should_fail())
+		return NULL;
+	p = aligned_alloc(64, (size + 63) & ~(size_t)63);
+	if (p) {
+		memset(p, 0, size);
+		atomic_fetch_add_explicit(&inj.live, (long long)size,
+					  memory_order_relaxed);
+	}
 	return p;
 }
 

@@ -22,7 +22,15 @@
 void *gmem_alloc(size_t size);
 
 /**
- * gmem_free() - free a block from gmem_alloc().
+ * gmem_alloc_cacheline() - gmem_alloc() of a block that starts on a cache
+ * line: structures whose parts different threads write (per-thread
+ * counters, folios pinned from several threads) must not share lines,
+ * and calloc() promises only 16 bytes.  Freed with gmem_free().
+ */
+void *gmem_alloc_cacheline(size_t size);
+
+/**
+ * gmem_free() - free a block from gmem_alloc() or gmem_alloc_cacheline().
  * @p: the block, or NULL (then nothing happens).
  * @size: the size it was allocated with, for accounting.
  */

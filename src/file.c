@@ -59,11 +59,10 @@ static void invalidate_lock_mark(struct gfile *f)
 			      memory_order_relaxed);
 	atomic_store_explicit(&f->inval.writer_held, true,
 			      memory_order_relaxed);
-	/* seq_cst, then a full fence: the odd count is visible before any
-	 * change this holder makes, and orders against a fast path's
-	 * reference taken before its re-check (the GUP-fast handshake) */
+	/* seq_cst read-modify-write: the odd count is visible before any
+	 * change this holder makes (acquire: nothing after it moves before
+	 * it), and it is in the single order of the handshake below */
 	atomic_fetch_add_explicit(&f->seq, 1, memory_order_seq_cst);
-	atomic_thread_fence(memory_order_seq_cst);
 	/*
 	 * A fast pin or unpin sets fast_used, then reads seq (both seq_cst);
 	 * this holder made seq odd, then reads fast_used.  One of the two
@@ -74,6 +73,9 @@ static void invalidate_lock_mark(struct gfile *f)
 	 */
 	if (atomic_load_explicit(&f->fast_used, memory_order_seq_cst)) {
 		atomic_store_explicit(&f->fast_used, false,
+				      memory_order_seq_cst);
+		/* the grace period waits for fast loads too */
+		atomic_store_explicit(&f->fast_read_used, false,
 				      memory_order_seq_cst);
 		gmem_synchronize_rcu();
 	}
@@ -96,8 +98,12 @@ void invalidate_lock(struct gfile *f)
 
 static void __invalidate_unlock(struct gfile *f)
 {
-	/* release: every change made inside is visible before the even count */
-	atomic_fetch_add_explicit(&f->seq, 1, memory_order_release);
+	/* release: every change made inside is visible before the even
+	 * count; only the holder writes seq, so a store will do */
+	atomic_store_explicit(&f->seq,
+			      atomic_load_explicit(&f->seq,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
 	atomic_store_explicit(&f->inval.writer_held, false,
 			      memory_order_relaxed);
 	pthread_rwlock_unlock(&f->inval.rw);
@@ -274,7 +280,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	 * against the free pages below, under the lock). */
 	if (policy != GMEM_POLICY_4K && size / p->page_size > p->count)
 		return -ENOMEM;
-	f = gmem_alloc(sizeof(*f));
+	f = gmem_alloc_cacheline(sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->pool = p;

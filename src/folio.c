@@ -22,16 +22,17 @@ static unsigned int file_order(const struct gfile *f)
 	return f->pool->order;
 }
 
-static void folio_init(struct gfolio *fo, unsigned int order, uint64_t index,
-		       uint8_t *data, struct ghuge *h)
+static inline void folio_init(struct gfolio *fo, unsigned int order,
+			      uint64_t index, uint8_t *data, struct ghuge *h)
 {
 	/* The file's own reference. */
 	atomic_store_explicit(&fo->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&fo->mapcount, 0, memory_order_relaxed);
 	atomic_store_explicit(&fo->pincount, 0, memory_order_relaxed);
-	fo->longterm = 0;
+	/* relaxed: a new folio, published later (an entry, a lookup) */
+	atomic_store_explicit(&fo->longterm, 0, memory_order_relaxed);
 	fo->order = (uint8_t)order;
-	fo->flags = 0;
+	atomic_store_explicit(&fo->flags, 0, memory_order_relaxed);
 	fo->index = index;
 	fo->data = data;
 	fo->huge = h;
@@ -176,13 +177,13 @@ static void block_unsplit(struct gfile *f, struct ghuge *h, struct gblock *b,
 		count_kev(f, order == PUD_ORDER ? KEV_SPLIT_1G : KEV_SPLIT_2M, -1);
 	if (order == PUD_ORDER) {
 		/* fast paths may still look at the parts (rcu.c) */
-		free_rcu(f->pool, b->child, PTRS * sizeof(*b->child));
+		free_rcu(f, b->child, PTRS * sizeof(*b->child));
 		b->child = NULL;
 		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gblock)));
 		count_folios(f, GMAP_2M, -PTRS);
 		count_folios(f, GMAP_1G, 1);
 	} else {
-		free_rcu(f->pool, b->small, PTRS * sizeof(*b->small));
+		free_rcu(f, b->small, PTRS * sizeof(*b->small));
 		b->small = NULL;
 		count_meta(f, h, -(int64_t)(PTRS * sizeof(struct gfolio)));
 		count_folios(f, GMAP_4K, -PTRS);
@@ -256,22 +257,22 @@ static int huge_shape_lazy(struct gfile *f, struct ghuge *h)
 	return 0;
 }
 
-/* Free a huge page's descriptors (its folios hold no references), after
- * a grace period: fast paths may still look at them. */
-void huge_free_meta(struct gpool *p, struct ghuge *h)
+/* Free a huge page's descriptors (its folios hold no references) once no
+ * fast path can look at them (free_rcu()). */
+void huge_free_meta(struct gfile *f, struct ghuge *h)
 {
 	if (h->blk.split) {
 		if (h->blk.child) {
 			for (unsigned int i = 0; i < PTRS; i++)
 				if (h->blk.child[i].split)
-					free_rcu(p, h->blk.child[i].small,
+					free_rcu(f, h->blk.child[i].small,
 						 PTRS * sizeof(struct gfolio));
-			free_rcu(p, h->blk.child, PTRS * sizeof(struct gblock));
+			free_rcu(f, h->blk.child, PTRS * sizeof(struct gblock));
 		} else {
-			free_rcu(p, h->blk.small, PTRS * sizeof(struct gfolio));
+			free_rcu(f, h->blk.small, PTRS * sizeof(struct gfolio));
 		}
 	}
-	free_rcu(p, h, sizeof(*h));
+	free_rcu(f, h, sizeof(*h));
 }
 
 /* Count the folios of a huge page by level (for release bookkeeping). */
@@ -320,7 +321,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	int64_t n[3] = { 0, 0, 0 };
 	int ret;
 
-	h = gmem_alloc(sizeof(*h));
+	h = gmem_alloc_cacheline(sizeof(*h));	/* its folio: pinned from any thread */
 	if (!h)
 		return -ENOMEM;
 	h->index = slot << order;
@@ -353,7 +354,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 		count_meta(f, NULL, -(int64_t)h->meta);
 		f->huge[slot] = NULL;
 		pool_return_huge(p, h, f, true);
-		huge_free_meta(p, h);
+		huge_free_meta(f, h);
 		return ret;
 	}
 	/* the kernel clears a huge page when it is first faulted in */
@@ -383,7 +384,7 @@ void huge_undo_alloc(struct gfile *f, uint64_t slot)
 	f->huge[slot] = NULL;
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
 	pool_return_huge(f->pool, h, f, true);
-	huge_free_meta(f->pool, h);
+	huge_free_meta(f, h);
 }
 
 /* Give back a 4K folio that a failing call allocated. */
@@ -402,13 +403,13 @@ void small_undo_alloc(struct gfile *f, uint64_t pg)
 	/* The directory came with this page (and so with this call): it
 	 * goes too.  One that was there before stays, empty or not. */
 	if (!(fo->flags & FOLIO_NEW_DIR)) {
-		free_rcu(f->pool, fo, sizeof(*fo));
+		free_rcu(f, fo, sizeof(*fo));
 		return;
 	}
-	free_rcu(f->pool, fo, sizeof(*fo));
+	free_rcu(f, fo, sizeof(*fo));
 	for (unsigned int i = 0; i < PTRS; i++)
 		GM_BUG_ON(dir[i]);
-	free_rcu(f->pool, dir, PTRS * sizeof(struct gfolio *));
+	free_rcu(f, dir, PTRS * sizeof(struct gfolio *));
 	f->small[pg >> PMD_ORDER] = NULL;
 	count_meta(f, NULL, -(int64_t)(PTRS * sizeof(struct gfolio *)));
 }
@@ -501,7 +502,7 @@ static void folio_free(struct gfile *f, struct gfolio *fo)
 		pthread_mutex_lock(&p->lock);
 		p->detached_meta -= sizeof(*fo);
 		pthread_mutex_unlock(&p->lock);
-		free_rcu(p, fo, sizeof(*fo));
+		free_rcu(f, fo, sizeof(*fo));
 		return;
 	}
 	struct ghuge *h = fo->huge;
@@ -509,7 +510,7 @@ static void folio_free(struct gfile *f, struct gfolio *fo)
 	GM_BUG_ON(h->live == 0);
 	if (--h->live == 0) {
 		pool_return_huge(p, h, h->owner, false);
-		huge_free_meta(p, h);
+		huge_free_meta(f, h);
 	}
 }
 
@@ -569,7 +570,8 @@ void folio_pin(struct gfolio *fo, uint32_t nr, bool longterm)
 					  memory_order_relaxed);
 	}
 	if (longterm)
-		fo->longterm += (int)nr;
+		atomic_fetch_add_explicit(&fo->longterm, (int)nr,
+					  memory_order_relaxed);
 }
 
 void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
@@ -579,7 +581,8 @@ void folio_unpin(struct gfile *f, struct gfolio *fo, uint32_t nr,
 	int old;
 
 	if (longterm)
-		fo->longterm -= (int)nr;
+		atomic_fetch_sub_explicit(&fo->longterm, (int)nr,
+					  memory_order_relaxed);
 	/* A fault refused for want of room: a view marked the page to give
 	 * SIGBUS; now there is room, let its next access trap again. */
 	if ((fo->flags & FOLIO_REFS_FULL) && !(fo->flags & FOLIO_DETACHED)) {
@@ -694,7 +697,7 @@ void file_release_huge(struct gfile *f, uint64_t slot)
 	}
 	if (h->live == 0) {
 		pool_return_huge(f->pool, h, f, false);
-		huge_free_meta(f->pool, h);
+		huge_free_meta(f, h);
 	} else {
 		pool_detach(f->pool, h);
 	}
@@ -735,7 +738,7 @@ void file_free_folios(struct gfile *f)
 				continue;
 			for (unsigned int i = 0; i < PTRS; i++)
 				file_release_small(f, (d << PMD_ORDER) + i);
-			free_rcu(f->pool, f->small[d],
+			free_rcu(f, f->small[d],
 				 PTRS * sizeof(struct gfolio *));
 			f->small[d] = NULL;
 			count_meta(f, NULL,

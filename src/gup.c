@@ -311,7 +311,8 @@ static int64_t pin_slot_new(struct gpool *p)
 		_Atomic(struct gpin *) *cp = &p->pin_chunks[i >> PIN_CHUNK_BITS];
 
 		if (!atomic_load_explicit(cp, memory_order_relaxed)) {
-			struct gpin *c = gmem_alloc(PIN_CHUNK * sizeof(*c));
+			struct gpin *c = gmem_alloc_cacheline(PIN_CHUNK *
+							      sizeof(*c));
 
 			if (!c)
 				goto out;

@@ -498,6 +498,9 @@ struct gfile {
 	 * fast pin needs none).  @fast_pins counts fast-path pinned pages.
 	 */
 	atomic_bool fast_used;
+	/* set by a fast fault or load before it reads @seq: a holder that
+	 * frees what one may look at waits for a grace period first */
+	atomic_bool fast_read_used;
 	atomic_uint nr_excl;
 	struct shard_counter fast_pins;
 	struct gfile_counters c;
@@ -515,7 +518,7 @@ void gmem_rcu_init(void);
 void gmem_rcu_read_lock(void);
 void gmem_rcu_read_unlock(void);
 void gmem_synchronize_rcu(void);
-void free_rcu(struct gpool *p, void *ptr, size_t size);
+void free_rcu(struct gfile *f, void *ptr, size_t size);
 void rcu_flush(struct gpool *p);
 
 /* invalidate lock */
@@ -581,7 +584,7 @@ int file_split_for_pin(struct gfile *f, uint64_t pg0, uint64_t pg1,
 void file_unsplit(struct gfile *f, struct split_list *sl);
 void file_free_folios(struct gfile *f);
 bool folio_structure_ok(struct gfile *f, char *why, size_t len);
-void huge_free_meta(struct gpool *p, struct ghuge *h);
+void huge_free_meta(struct gfile *f, struct ghuge *h);
 bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
 
 /* mm.c */

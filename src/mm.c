@@ -259,9 +259,9 @@ void flush_batch_end(struct gfile *f)
 			   (removed_sum(&f->iommu) != f->batch_irem);
 }
 
-/* Free a mapping and its page table after a grace period: fast paths
- * may still walk them.  Context: not in a read-side section. */
-static void vma_free(struct gpool *p, struct gvma *v)
+/* Free a mapping and its page table once no fast path can walk them
+ * (free_rcu()).  Context: not in a read-side section. */
+static void vma_free(struct gfile *f, struct gvma *v)
 {
 	struct gpt *pt = &v->pt;
 
@@ -271,11 +271,11 @@ static void vma_free(struct gpool *p, struct gvma *v)
 		if (!pmd)
 			continue;
 		for (unsigned int i = 0; i < PTRS; i++)
-			free_rcu(p, pmd->t[i], sizeof(struct gpt_pte));
-		free_rcu(p, pmd, sizeof(struct gpt_pmd));
+			free_rcu(f, pmd->t[i], sizeof(struct gpt_pte));
+		free_rcu(f, pmd, sizeof(struct gpt_pmd));
 	}
-	free_rcu(p, pt->dir, pt->nr_gb * sizeof(*pt->dir));
-	free_rcu(p, v, sizeof(*v));
+	free_rcu(f, pt->dir, pt->nr_gb * sizeof(*pt->dir));
+	free_rcu(f, v, sizeof(*v));
 }
 
 /**
@@ -300,7 +300,7 @@ void vma_destroy_all(struct gfile *f)
 			}
 		}
 		pthread_mutex_unlock(&mm->lock);
-		vma_free(f->pool, v);
+		vma_free(f, v);
 	}
 }
 
@@ -417,7 +417,7 @@ err:
 			     pp = &v->file_next) {
 				if (v->mm == mm) {
 					*pp = v->file_next;
-					vma_free(f->pool, v);
+					vma_free(f, v);
 					break;
 				}
 			}
@@ -501,8 +501,12 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 	if (off >= f->size)		/* size never changes */
 		return 1;
 	gmem_rcu_read_lock();
-	/* acquire: the reads below see at least what the last holder did */
-	seq = atomic_load_explicit(&f->seq, memory_order_acquire);
+	/* seq_cst: announce, then read seq (free_rcu()); acquire would do
+	 * for what follows, but not for the announcement */
+	if (!atomic_load_explicit(&f->fast_read_used, memory_order_seq_cst))
+		atomic_store_explicit(&f->fast_read_used, true,
+				      memory_order_seq_cst);
+	seq = atomic_load_explicit(&f->seq, memory_order_seq_cst);
 	if (seq & 1)
 		goto out;
 	v = vma_find_rcu(f, mm);

@@ -123,7 +123,7 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 	    (unsigned int)backing > GMEM_BACKING_NONE ||
 	    count > (1ULL << 47) / page_size)
 		return -EINVAL;
-	p = gmem_alloc(sizeof(*p));
+	p = gmem_alloc_cacheline(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->page_size = page_size;

@@ -8,9 +8,10 @@
  * A fast path (a fault or read whose PTE is present, a pin of such a page,
  * an unpin) walks a file's mappings, page tables and folios under
  * gmem_rcu_read_lock() and takes no lock.  Whatever it may still be
- * looking at is freed only after a grace period: free_rcu() queues the
- * block on its pool, and a batch is freed after synchronize_rcu() once it
- * is large enough, when a file closes, and when the pool is destroyed.
+ * looking at is freed only after a grace period (free_rcu()): at once by
+ * a holder of the file's invalidate lock, which waits for one first if
+ * fast paths ran; else queued on the pool and freed in batches after
+ * synchronize_rcu(), and when the pool is destroyed.
  * No gmem lock is ever taken inside a read-side section, so a thread may
  * wait for a grace period while holding any gmem lock.
  *
@@ -116,19 +117,39 @@ void rcu_flush(struct gpool *p)
 }
 
 /**
- * free_rcu() - gmem_free() @ptr once no fast path can be looking at it.
- * Never fails: without memory for the queue entry it waits for a grace
- * period here.  The queue entry comes from malloc(), not gmem_alloc(): it
- * is no metadata of gmem's and no failure point.
+ * free_rcu() - gmem_free() @ptr once no fast path of @f can look at it.
+ *
+ * Inside @f's invalidate lock held exclusively (a merge, punch or close),
+ * no fast path starts to look (they read seq first, and it is odd), and
+ * none that began before is still looking once one grace period has
+ * passed since it announced itself: wait for one if a fast fault or load
+ * announced itself since the last (invalidate_lock_mark() has waited
+ * already for fast pins), then free at once.  Elsewhere (a detached
+ * folio's last unpin, an undo), queue the block on the pool, freed after
+ * a grace period in batches.  Never fails: without memory for the queue
+ * entry it waits for a grace period here.  The entry comes from malloc(),
+ * not gmem_alloc(): it is no metadata of gmem's and no failure point.
  * Context: not in a read-side section; may sleep.
  */
-void free_rcu(struct gpool *p, void *ptr, size_t size)
+void free_rcu(struct gfile *f, void *ptr, size_t size)
 {
+	struct gpool *p = f->pool;
 	struct rcu_deferred *d;
 	bool flush;
 
 	if (!ptr)
 		return;
+	if (invalidate_held_exclusive(f)) {
+		/* seq_cst: against the announcement (host_access_fast()) */
+		if (atomic_load_explicit(&f->fast_read_used,
+					 memory_order_seq_cst)) {
+			atomic_store_explicit(&f->fast_read_used, false,
+					      memory_order_seq_cst);
+			gmem_synchronize_rcu();
+		}
+		gmem_free(ptr, size);
+		return;
+	}
 	d = malloc(sizeof(*d));
 	if (!d) {
 		gmem_synchronize_rcu();
