@@ -12,6 +12,7 @@
 #   make install      PREFIX=/usr/local DESTDIR= (libraries, header, tool,
 #                     gmem.pc, man pages); make uninstall removes them
 #   make bench        the micro-benchmarks (bench/)
+#   make bench-instructions  instructions per pin+unpin (callgrind)
 #   make clean
 #
 # One set of variables picks a build: BUILD (the directory), OPT and SAN,
@@ -119,12 +120,22 @@ fuzz:
 # Micro-benchmarks with kernel anchors (bench/bench.c): `make bench` builds
 # and runs the full set; bench-quick is the smoke run (a few seconds).
 BENCH := $(BUILD)/bench/bench
-.PHONY: bench bench-quick
+PINLOOP := $(BUILD)/bench/pinloop
+.PHONY: bench bench-quick bench-instructions
 bench: $(BENCH)
 	$(BENCH)
 
 bench-quick: $(BENCH)
 	$(BENCH) --quick
+
+# Instructions per pin+unpin pair, counted by callgrind (needs valgrind).
+bench-instructions: $(PINLOOP)
+	bench/instructions.sh $(BUILD)
+
+$(PINLOOP): bench/pinloop.c include/gmem.h $(STATIC) $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(GMEM_CPPFLAGS) $(GMEM_CFLAGS) -o $@ bench/pinloop.c $(STATIC) \
+		$(GMEM_LDFLAGS) $(GMEM_LDLIBS)
 
 $(BENCH): bench/bench.c include/gmem.h $(STATIC) $(BUILD)/.flags
 	@mkdir -p $(@D)
