@@ -304,9 +304,10 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
 /**
  * gmem_pin() - pin [@off, @off + @len) through @mm, as pin_user_pages().
  * @flags: GMEM_PIN_LONGTERM, GMEM_PIN_EXCLUSIVE.
- * @id: receives the pin's id: unique in the process (never the id of
- *       another pool's pin) until 2^40 more pins have been taken in the
- *       process.  A pool holds at most 2^24 pins at once (then -ENOMEM).
+ * @id: receives the pin's id, never 0: unique in the process (never the
+ *       id of another pool's pin) until 2^40 ids have been handed out
+ *       (each thread takes them 64 at a time).  A pool holds at most 2^24
+ *       pins at once (then -ENOMEM).
  * @pages: NULL, or an array of @len / 4096 pointers that receives the
  *         address of each page's real bytes (NULL for backing NONE).
  *

@@ -140,17 +140,19 @@ void pinmap_destroy(struct pinmap *m)
 
 /*
  * A pin's id is (generation << PIN_SLOT_BITS) | slot.  Generations come
- * from one process-wide counter, taken by each thread in batches, so ids
- * are unique in the process (2^40 generations) and an id given to the
- * wrong pool's gmem_unpin() finds nothing there (-ENOENT).  A pool holds
- * at most 2^24 pin records at once.
+ * from one process-wide counter, taken by each thread in batches of
+ * PIN_GEN_BATCH (a thread that ends leaves the rest of its batch unused),
+ * so ids are unique in the process until 2^40 generations are used, and
+ * an id given to the wrong pool's gmem_unpin() finds nothing there
+ * (-ENOENT).  Generation 0 is skipped: id 0 marks a free slot.  A pool
+ * holds at most 2^24 pin records at once.
  */
 #define PIN_SLOT_BITS	24
 #define PIN_SLOT_MASK	((1ULL << PIN_SLOT_BITS) - 1)
 #define PIN_CHUNK_BITS	12
 #define PIN_CHUNK	(1ULL << PIN_CHUNK_BITS)
 #define PIN_NR_CHUNKS	(1ULL << (PIN_SLOT_BITS - PIN_CHUNK_BITS))
-#define PIN_GEN_BATCH	4096
+#define PIN_GEN_BATCH	64
 
 static atomic_uint_fast64_t pin_gen_next = 1;
 static _Thread_local uint64_t pin_gen, pin_gen_end;
@@ -169,12 +171,17 @@ static unsigned int thread_shard(void)
 	return shard_mine;
 }
 
-static void shard_add(struct shard_counter *c, int64_t n)
+/*
+ * A fast pin is counted in its pinning thread's shard, and its unpin takes
+ * it from the same shard, whichever thread unpins: so no shard ever goes
+ * below zero, and a sum read while others pin and unpin, though it may
+ * count a pin that went or miss one that came, is never negative.
+ */
+static void shard_add(struct shard_counter *c, unsigned int sh, int64_t n)
 {
 	/* relaxed: a gauge; readers that need it exact hold the locks that
 	 * keep fast paths out (gmem_check()) */
-	atomic_fetch_add_explicit(&c->s[thread_shard()].v, n,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->s[sh].v, n, memory_order_relaxed);
 }
 
 int64_t shard_sum(struct shard_counter *c)
@@ -194,13 +201,22 @@ uint64_t file_pins(struct gfile *f)
 
 static uint64_t pin_new_id(uint64_t slot)
 {
-	if (pin_gen == pin_gen_end) {
-		/* relaxed: ids need only be unique */
-		pin_gen = atomic_fetch_add_explicit(&pin_gen_next, PIN_GEN_BATCH,
-						    memory_order_relaxed);
-		pin_gen_end = pin_gen + PIN_GEN_BATCH;
+	for (;;) {
+		uint64_t g;
+
+		if (pin_gen == pin_gen_end) {
+			/* relaxed: ids need only be unique */
+			pin_gen = atomic_fetch_add_explicit(&pin_gen_next,
+							    PIN_GEN_BATCH,
+							    memory_order_relaxed);
+			pin_gen_end = pin_gen + PIN_GEN_BATCH;
+		}
+		g = pin_gen++;
+		/* the shift keeps 40 bits: one that keeps none could give
+		 * id 0, which marks a free slot */
+		if (g & ((1ULL << (64 - PIN_SLOT_BITS)) - 1))
+			return (g << PIN_SLOT_BITS) | slot;
 	}
-	return (pin_gen++ << PIN_SLOT_BITS) | slot;
 }
 
 /* A record's field, before its id publishes it. */
@@ -217,25 +233,8 @@ static struct gpin *pin_slot(struct gpool *p, uint64_t i)
 	return &c[i & (PIN_CHUNK - 1)];
 }
 
-static atomic_uint_fast64_t pool_uid_next = 1;
-
-/*
- * Each thread keeps the last slot it freed, of one pool, to reuse without
- * touching the shared stacks (a pin+unpin loop then does neither pop nor
- * push).  The pool is named by its uid, not its address, which a new pool
- * may reuse.  A thread that ends with a slot here leaves it unused: the
- * table loses one slot of 2^24, no memory.
- */
-static _Thread_local struct {
-	uint64_t uid;
-	int64_t slot;
-} pin_slot_cache = { 0, -1 };
-
 int pin_table_init(struct gpool *p)
 {
-	/* relaxed: uniqueness only */
-	p->uid = atomic_fetch_add_explicit(&pool_uid_next, 1,
-					   memory_order_relaxed);
 	p->pin_chunks = gmem_alloc(PIN_NR_CHUNKS * sizeof(*p->pin_chunks));
 	if (!p->pin_chunks)
 		return -ENOMEM;
@@ -281,11 +280,6 @@ static void pin_slot_push(struct gpool *p, uint64_t i)
 	atomic_uint_fast64_t *head;
 	uint64_t h;
 
-	if (pin_slot_cache.slot < 0) {
-		pin_slot_cache.uid = p->uid;
-		pin_slot_cache.slot = (int64_t)i;
-		return;
-	}
 	head = &p->pin_free[thread_shard()].head;
 	h = atomic_load_explicit(head, memory_order_relaxed);
 
@@ -335,11 +329,6 @@ static int64_t pin_slot_get(struct gpool *p)
 	unsigned int sh = thread_shard();
 	int64_t i;
 
-	if (pin_slot_cache.slot >= 0 && pin_slot_cache.uid == p->uid) {
-		i = pin_slot_cache.slot;
-		pin_slot_cache.slot = -1;
-		return i;
-	}
 	for (unsigned int k = 0; k < NR_SHARDS; k++) {
 		i = pin_slot_pop(p, (sh + k) % NR_SHARDS);
 		if (i >= 0)
@@ -480,10 +469,12 @@ static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
 {
 	struct gpool *p = f->pool;
 	bool longterm = flags & GMEM_PIN_LONGTERM;
+	unsigned int seq, sh = thread_shard();
+	uint64_t new_id;
 	struct gfolio *fo;
 	struct gpin *pin;
 	struct gvma *v;
-	unsigned int seq;
+	uint8_t *data;
 	int64_t slot, limit;
 	int old, drop;
 
@@ -546,14 +537,19 @@ static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
 	pin_set(&pin->seg1.nr, 1);
 	pin_set(&pin->segs, &pin->seg1);
 	pin_set(&pin->seg1_folio, fo);
-	shard_add(&f->fast_pins, 1);
-	if (pages)
-		pages[0] = fo->data ? fo->data +
-			   ((pg - fo->index) << PAGE_SHIFT) : NULL;
-	*id = pin_new_id((uint64_t)slot);
+	pin_set(&pin->shard, sh);
+	shard_add(&f->fast_pins, sh, 1);
+	data = fo->data ? fo->data + ((pg - fo->index) << PAGE_SHIFT) : NULL;
+	new_id = pin_new_id((uint64_t)slot);
 	/* release: the record is whole before its id shows */
-	atomic_store_explicit(&pin->id, *id, memory_order_release);
+	atomic_store_explicit(&pin->id, new_id, memory_order_release);
 	gmem_rcu_read_unlock();
+	/* The caller's memory only now: it may lie in a view of another
+	 * file, whose fault handler may wait for a holder that waits for
+	 * this read-side section. */
+	if (pages)
+		pages[0] = data;
+	*id = new_id;
 	return 0;
 slow:
 	gmem_rcu_read_unlock();
@@ -783,6 +779,8 @@ static int unpin_fast(struct gpool *p, uint64_t id)
 	struct gfolio *fo;
 	struct gfile *f;
 	unsigned int fl;
+	uint64_t pg = 0;
+	bool refs_full = false;
 	int ret = 1;
 
 	gmem_rcu_read_lock();
@@ -803,8 +801,8 @@ static int unpin_fast(struct gpool *p, uint64_t id)
 				      memory_order_seq_cst);
 	if (atomic_load_explicit(&f->seq, memory_order_seq_cst) & 1)
 		goto out;
-	/* no holder is inside until this ends: the folio's flags and order
-	 * stay as they are (the record may be another's by now: then the
+	/* no holder is inside until this ends: the folio stays in the file
+	 * with its order (the record may be another's by now: then the
 	 * claim fails) */
 	if ((fo->flags & (FOLIO_DETACHED | FOLIO_REFS_FULL)) ||
 	    (policy_lazy(f) && fo->order < p->order))
@@ -813,22 +811,42 @@ static int unpin_fast(struct gpool *p, uint64_t id)
 		ret = -ENOENT;
 		goto out;
 	}
+	pg = atomic_load_explicit(&pin->pg, memory_order_relaxed);
 	if (fl & GMEM_PIN_LONGTERM)
 		atomic_fetch_sub_explicit(&fo->longterm, 1, memory_order_relaxed);
 	if (fo->order)
 		atomic_fetch_sub_explicit(&fo->pincount, 1, memory_order_relaxed);
-	/* release: the pin's uses happen before; the file's and the entry's
-	 * references remain (not detached), so never the last */
+	/* seq_cst: the references go before the flag is read below, against
+	 * a view's refused fault, which marks the folio and then looks at
+	 * the refcount again (host_fault_locked()).  The file's and the
+	 * entry's references remain: never the last. */
 	atomic_fetch_sub_explicit(&fo->refcount,
 				  fo->order ? 1 : GUP_PIN_COUNTING_BIAS,
-				  memory_order_release);
-	shard_add(&f->fast_pins, -1);
+				  memory_order_seq_cst);
+	refs_full = atomic_load_explicit(&fo->flags, memory_order_seq_cst) &
+		    FOLIO_REFS_FULL;
+	shard_add(&f->fast_pins,
+		  atomic_load_explicit(&pin->shard, memory_order_relaxed), -1);
 	ret = 0;
 out:
 	gmem_rcu_read_unlock();
-	if (!ret)
-		pin_free(p, pin, id);
-	return ret;
+	if (ret)
+		return ret;
+	pin_free(p, pin, id);
+	/* A view's fault refused for want of room came in meanwhile: now
+	 * there is room, let its next access trap again (folio_unpin()). */
+	if (refs_full) {
+		pthread_mutex_lock(&f->lock);
+		fo = f->closed ? NULL : folio_lookup(f, pg);
+		if (fo && (fo->flags & FOLIO_REFS_FULL) &&
+		    !(fo->flags & FOLIO_DETACHED)) {
+			fo->flags &= (uint8_t)~FOLIO_REFS_FULL;
+			views_unmark(f, fo->index,
+				     fo->index + folio_nr_pages(fo));
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	return 0;
 }
 
 /*
@@ -904,7 +922,7 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	for (uint32_t i = 0; i < pin->nr_segs; i++)
 		folio_unpin(f, pin->segs[i].folio, pin->segs[i].nr, longterm);
 	if (fast) {
-		shard_add(&f->fast_pins, -(int64_t)pin->nr_pages);
+		shard_add(&f->fast_pins, pin->shard, -(int64_t)pin->nr_pages);
 	} else {
 		if (!f->closed)
 			f->c.pins -= pin->nr_pages;

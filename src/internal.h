@@ -278,7 +278,6 @@ struct gpool {
 	 * @pin_grow and never freed before the pool; free records on
 	 * lock-free stacks, one per shard of threads.
 	 */
-	uint64_t uid;			/* unique in the process */
 	_Atomic(struct gpin *) *pin_chunks;
 	atomic_uint_fast64_t pin_hwm;	/* records ever handed out */
 	pthread_mutex_t pin_grow;
@@ -386,6 +385,7 @@ struct gpin {
 	atomic_uint nr_segs;
 	_Atomic(struct gpin_seg *) segs;
 	_Atomic(struct gfolio *) seg1_folio;
+	atomic_uint shard;			/* fast: the shard counting it */
 	atomic_uint next_free;			/* free stack: index + 1 */
 	struct gpin_seg seg1;
 };

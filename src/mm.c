@@ -460,7 +460,19 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 	if (!folio_pin_room(fo, 0, 1)) {
 		/* a view marks the page to SIGBUS: unmark when room comes */
 		fo->flags |= FOLIO_REFS_FULL;
-		return GMEM_SIGBUS;
+		/*
+		 * Look again after marking (both seq_cst): a fast unpin, which
+		 * takes no lock, drops its references and then reads the flag,
+		 * so either it sees the mark and unmarks, or this sees the
+		 * room it made.
+		 */
+		if (atomic_load_explicit(&fo->refcount, memory_order_seq_cst) >=
+		    atomic_load_explicit(&folio_ref_limit,
+					 memory_order_relaxed))
+			return GMEM_SIGBUS;
+		/* room came (a large folio's pincount is below its
+		 * refcount: it has room too) */
+		fo->flags &= (uint8_t)~FOLIO_REFS_FULL;
 	}
 	pt_install(v, pg, fo);
 	*out = fo;
@@ -526,11 +538,14 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 	/* acquire: only for the sanitizer build, whose fence is a no-op */
 	if (atomic_load_explicit(&f->seq, memory_order_acquire) != seq)
 		goto out;
-	if (op)
-		*val = b;
 	ret = 0;
 out:
 	gmem_rcu_read_unlock();
+	/* The caller's memory only now: it may lie in a view of another
+	 * file, whose fault handler may wait for a holder that waits for
+	 * this read-side section. */
+	if (!ret && op)
+		*val = b;
 	return ret;
 }
 
