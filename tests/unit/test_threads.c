@@ -636,6 +636,129 @@ static bool test_check_during_unpin(void)
 	FINISH(u.pool);
 }
 
+/* --------------------------------------------- fast pins across threads */
+
+struct handoff {
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	atomic_uint_fast64_t id;	/* a pin for the unpinner; 0: none */
+	atomic_bool stop;
+	atomic_int err;
+	atomic_ulong rounds;
+};
+
+static void *handoff_pinner(void *arg)
+{
+	struct handoff *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		uint64_t id;
+		int r;
+
+		if (atomic_load(&h->id))
+			continue;		/* the unpinner has not taken it */
+		r = gmem_pin(h->mm, h->f, 0, K4, 0, &id, NULL);
+		if (r) {
+			atomic_store(&h->err, r);
+			break;
+		}
+		atomic_store(&h->id, id);
+	}
+	return NULL;
+}
+
+static void *handoff_unpinner(void *arg)
+{
+	struct handoff *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		uint64_t id = atomic_load(&h->id);
+
+		if (!id)
+			continue;
+		if (gmem_unpin(h->pool, id))
+			atomic_store(&h->err, -ENOENT);
+		atomic_fetch_add(&h->rounds, 1);
+		/* only now may the pinner take the next: one pin at a time */
+		atomic_store(&h->id, 0);
+	}
+	return NULL;
+}
+
+/*
+ * One pin at a time, taken on one thread (the fast path) and dropped on
+ * another: the statistics, read meanwhile, never count more than one pin
+ * (a count kept per thread could be read as -1, that is 2^64 - 1).
+ */
+static bool test_stats_fast_pins_across_threads(void)
+{
+	struct handoff h = { 0 };
+	struct gmem_stats s;
+	pthread_t tp, tu;
+	uint64_t t0, worst = 0, id;
+
+	if (!setup(MB2, 1, GMEM_POLICY_B_LAZY, MB2, SHARED, &h.pool, &h.f,
+		   &h.mm))
+		return false;
+	CHECK_EQ(gmem_fault(h.mm, h.f, 0, 0), 0);
+	CHECK_EQ(pthread_create(&tp, NULL, handoff_pinner, &h), 0);
+	CHECK_EQ(pthread_create(&tu, NULL, handoff_unpinner, &h), 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 300) {
+		CHECK_EQ(gmem_stats(h.pool, NULL, &s), 0);
+		worst = MAX(worst, s.pins);
+		CHECK_EQ(gmem_stats(h.pool, h.f, &s), 0);
+		worst = MAX(worst, s.pins);
+	}
+	atomic_store(&h.stop, true);
+	pthread_join(tp, NULL);
+	pthread_join(tu, NULL);
+	CHECK_EQ(atomic_load(&h.err), 0);
+	CHECK(atomic_load(&h.rounds) > 0);
+	if (worst > 1)
+		fprintf(stderr, "pins read %llu\n", (unsigned long long)worst);
+	CHECK(worst <= 1);
+	id = atomic_load(&h.id);
+	if (id)
+		CHECK_EQ(gmem_unpin(h.pool, id), 0);
+	CHECK_EQ(gmem_file_close(h.f), 0);
+	FINISH(h.pool);
+}
+
+static void *one_pin_main(void *arg)
+{
+	struct handoff *h = arg;
+	uint64_t id;
+
+	if (gmem_pin(h->mm, h->f, 0, K4, 0, &id, NULL) ||
+	    gmem_unpin(h->pool, id))
+		atomic_store(&h->err, -1);
+	return NULL;
+}
+
+/* Threads that pin, unpin and end leave no pin record behind: the table
+ * does not grow with the number of threads. */
+static bool test_pin_slots_outlive_threads(void)
+{
+	struct handoff h = { 0 };
+
+	if (!setup(MB2, 1, GMEM_POLICY_B_LAZY, MB2, SHARED, &h.pool, &h.f,
+		   &h.mm))
+		return false;
+	CHECK_EQ(gmem_fault(h.mm, h.f, 0, 0), 0);
+	for (int i = 0; i < 2000; i++) {
+		pthread_t t;
+
+		CHECK_EQ(pthread_create(&t, NULL, one_pin_main, &h), 0);
+		pthread_join(t, NULL);
+	}
+	CHECK_EQ(atomic_load(&h.err), 0);
+	CHECK(atomic_load(&to_pool(h.pool)->pin_hwm) <= 2);
+	CHECK_EQ(gmem_file_close(h.f), 0);
+	FINISH(h.pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -647,6 +770,8 @@ int main(void)
 		TEST(test_stress_pin_vs_convert),
 		TEST(test_stress_with_concurrent_check),
 		TEST(test_check_during_unpin),
+		TEST(test_stats_fast_pins_across_threads),
+		TEST(test_pin_slots_outlive_threads),
 	};
 
 	return RUN_TESTS(tests);

@@ -760,6 +760,82 @@ static bool test_view_output_beside_stats(void)
 }
 
 /*
+ * The lock-free paths (a load or a one-page pin of a mapped page) write
+ * their results to the caller's memory: here a page of another file's view
+ * that is not present yet, so the store traps to that view's handler,
+ * which needs that file's invalidate lock.  Meanwhile another thread makes
+ * fast pins on that file and converts it, so its conversions wait for a
+ * grace period.  The stores must come after the read-side section, or the
+ * three wait on each other for ever (alarm in main()).
+ */
+struct view_out {
+	struct gmem_pool *pool;
+	struct gmem_file *b;
+	struct gmem_mm *mm;
+	atomic_bool stop;
+	uint64_t rounds;
+};
+
+static void *view_out_converter(void *arg)
+{
+	struct view_out *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		uint64_t id;
+
+		if (!gmem_pin(w->mm, w->b, MB2, K4, 0, &id, NULL))
+			gmem_unpin(w->pool, id);
+		gmem_convert(w->b, MB2 + PG(8), K4, GMEM_PRIVATE, 0, 0, NULL);
+		gmem_convert(w->b, MB2 + PG(8), K4, GMEM_SHARED, 0, 0, NULL);
+		w->rounds++;
+	}
+	return NULL;
+}
+
+static bool test_view_output_fast_path(void)
+{
+	struct view_out w = { 0 };
+	struct gmem_file *a;
+	uint64_t t0, reads = 0;
+	pthread_t t;
+	uint8_t *vb;
+	void *addr;
+
+	CHECK_EQ(gmem_pool_create(MB2, 4, GMEM_BACKING_MEMFD, &w.pool), 0);
+	CHECK_EQ(gmem_file_create(w.pool, MB2, GMEM_POLICY_A, SHARED, &a), 0);
+	CHECK_EQ(gmem_file_create(w.pool, 2 * MB2, GMEM_POLICY_A, SHARED, &w.b),
+		 0);
+	CHECK_EQ(gmem_mm_create(w.pool, NULL, &w.mm), 0);
+	CHECK_EQ(gmem_mmap(w.mm, a), 0);
+	CHECK_EQ(gmem_mmap(w.mm, w.b), 0);
+	CHECK_EQ(gmem_mm_view(w.mm, w.b, &addr), 0);
+	vb = addr;
+	CHECK_EQ(gmem_host_write(w.mm, a, 0, 0x5a), 0);	/* a's page mapped */
+	CHECK_EQ(gmem_fault(w.mm, w.b, MB2, 0), 0);
+	CHECK_EQ(pthread_create(&t, NULL, view_out_converter, &w), 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 1000) {
+		for (uint64_t k = 0; k < 512; k++, reads++) {
+			uint64_t *idp = (uint64_t *)(vb + PG(k) + 64);
+
+			CHECK_EQ(gmem_host_read(w.mm, a, 0, vb + PG(k)), 0);
+			CHECK_EQ(vb[PG(k)], 0x5a);
+			CHECK_EQ(gmem_pin(w.mm, a, 0, K4, 0, idp, NULL), 0);
+			CHECK_EQ(gmem_unpin(w.pool, *idp), 0);
+		}
+		/* make b's first huge page trap again */
+		CHECK_EQ(gmem_convert(w.b, 0, MB2, GMEM_PRIVATE, 0, -1, NULL), 0);
+		CHECK_EQ(gmem_convert(w.b, 0, MB2, GMEM_SHARED, 0, -1, NULL), 0);
+	}
+	atomic_store(&w.stop, true);
+	pthread_join(t, NULL);
+	CHECK(reads > 0 && w.rounds > 0);
+	CHECK_EQ(gmem_file_close(a), 0);
+	CHECK_EQ(gmem_file_close(w.b), 0);
+	FINISH(w.pool);
+}
+
+/*
  * A first touch refused because the folio's refcount is at its limit is
  * SIGBUS that time only: once a pin goes, the next touch maps the page.
  */
@@ -797,6 +873,7 @@ int main(void)
 {
 	static const struct test tests[] = {
 		TEST(test_view_loads_stores),
+		TEST(test_view_output_fast_path),
 		TEST(test_view_sigbus_private),
 		TEST(test_view_blocks_during_conversion),
 		TEST(test_view_private_to_shared),
