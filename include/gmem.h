@@ -257,6 +257,40 @@ GMEM_API int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file,
 			     uint64_t off, uint8_t val);
 
 /**
+ * gmem_host_copy_out() - copy @len bytes of @file from @off, through @mm,
+ * into @buf, as a device model's copy out of guest memory does.
+ * gmem_host_copy_in() - copy @len bytes from @buf into @file at @off.
+ * @off: any byte offset; the copy may cross pages and folios.
+ * @done: NULL, or receives the bytes copied (all of @len on success).
+ *
+ * Page by page, in order, each as gmem_host_read() / gmem_host_write()
+ * would access it: the page is faulted in (a host page-table entry), a
+ * mapped page's load takes the lock-free path, and the copy stops at the
+ * first page that cannot be accessed, as a CPU's copy stops at the
+ * faulting page: *@done then counts the bytes before that page (the whole
+ * pages and the part of the first page copied so far), and those bytes
+ * are copied; nothing after them is touched.  @buf is touched only
+ * between pages, with no gmem lock held, through a 4 KiB bounce buffer:
+ * it may lie in a gmem_mm_view() of another file (not of @file).  A
+ * length of 0 copies nothing and returns 0.
+ *
+ * Context: as gmem_host_read() / gmem_host_write() for each page; may
+ * sleep.
+ * Return: 0; GMEM_SIGBUS (a page is private or poisoned, lies past the
+ * end of the file, or cannot get memory: the copy stopped there);
+ * -EINVAL (@mm or @file NULL, @buf NULL with a length, @off + @len
+ * overflows, or @mm and @file of two pools); -EFAULT (@mm does not map
+ * @file); -ENXIO (a pool without memory); -EBADF.  An error on the first
+ * page leaves *@done 0.
+ */
+GMEM_API int gmem_host_copy_out(struct gmem_mm *mm, struct gmem_file *file,
+				uint64_t off, void *buf, size_t len,
+				size_t *done);
+GMEM_API int gmem_host_copy_in(struct gmem_mm *mm, struct gmem_file *file,
+			       uint64_t off, const void *buf, size_t len,
+			       size_t *done);
+
+/**
  * gmem_mm_view() - a real view of @file through @mm, enforced by the MMU.
  * @mm: an mm that maps @file (gmem_mmap()).
  * @file: a file of a pool with GMEM_BACKING_MEMFD, under a huge-page policy.

@@ -487,27 +487,31 @@ int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 #ifdef GMEM_TSAN
 __attribute__((no_sanitize("thread"), noinline))
 #endif
-static uint8_t guest_byte_load(const uint8_t *b)
+static void guest_load(uint8_t *dst, const uint8_t *src, size_t n)
 {
-	return *b;
+	if (n == 1)
+		*dst = *src;
+	else
+		memcpy(dst, src, n);
 }
 
 /*
- * host_access_fast() - a fault or load whose page-table entry is present,
- * with no lock, as the hardware walks page tables: look the mapping and
- * the entry up under RCU, and count the result only if the file's seq was
- * even and unchanged around it (no conversion, punch, poison, split or
- * merge ran meanwhile: the page was shared and mapped throughout).
- * Stores take the slow path: a store cannot be taken back after a failed
- * re-check.  Return: 0 done, 1 take the slow path.
+ * host_access_fast() - a fault, or a load of @n bytes at @off (one page)
+ * into @buf, whose page-table entry is present, with no lock, as the
+ * hardware walks page tables: look the mapping and the entry up under
+ * RCU, and count the result only if the file's seq was even and unchanged
+ * around it (no conversion, punch, poison, split or merge ran meanwhile:
+ * the page was shared and mapped throughout).  @buf is gmem's own memory,
+ * never the caller's (host_access()).  Stores take the slow path: a store
+ * cannot be taken back after a failed re-check.
+ * Return: 0 done, 1 take the slow path.
  */
 static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
-			    int op, uint8_t *val)
+			    int op, uint8_t *buf, size_t n)
 {
 	struct gfolio *fo;
 	struct gvma *v;
 	unsigned int seq;
-	uint8_t b = 0;
 	int ret = 1;
 
 	if (off >= f->size)		/* size never changes */
@@ -529,9 +533,9 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 		/* index and data are set before the entry is published */
 		if (!fo->data)
 			goto out;
-		b = guest_byte_load(fo->data +
-				    (((off >> PAGE_SHIFT) - fo->index) << PAGE_SHIFT) +
-				    (off & (PAGE_SIZE - 1)));
+		guest_load(buf, fo->data +
+			   (((off >> PAGE_SHIFT) - fo->index) << PAGE_SHIFT) +
+			   (off & (PAGE_SIZE - 1)), n);
 	}
 	/* acquire fence: the reads above happen before the re-check */
 	fence_acquire();
@@ -541,17 +545,19 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 	ret = 0;
 out:
 	gmem_rcu_read_unlock();
-	/* The caller's memory only now: it may lie in a view of another
-	 * file, whose fault handler may wait for a holder that waits for
-	 * this read-side section. */
-	if (!ret && op)
-		*val = b;
 	return ret;
 }
 
-/* Fault in and, with @val, load or store one byte. */
+/*
+ * Fault the page of @off in and, with @op, load (-1) or store (+1) @n
+ * bytes at @off, within that page, from or to @buf.  @buf is gmem's own
+ * memory (a local or a bounce buffer), never the caller's: the caller's
+ * memory may lie in a view of another file, whose fault handler needs
+ * that file's locks, and must not be touched under these (or inside a
+ * read-side section, whose holder may be waited for).
+ */
 static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
-		       uint64_t off, int op, uint8_t *val)
+		       uint64_t off, int op, uint8_t *buf, size_t n)
 {
 	struct gfile *f = to_file(file);
 	struct gfolio *fo;
@@ -561,7 +567,7 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 
 	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	if (op <= 0 && !host_access_fast(f, to_mm(mmp), off, op, val))
+	if (op <= 0 && !host_access_fast(f, to_mm(mmp), off, op, buf, n))
 		return 0;
 	ret = file_enter_shared(f);
 	if (ret)
@@ -587,9 +593,9 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 			     (off & (PAGE_SIZE - 1));
 
 		if (op > 0)
-			*b = *val;
+			memcpy(b, buf, n);
 		else
-			*val = *b;
+			memcpy(buf, b, n);
 	}
 unlock:
 	pthread_mutex_unlock(&f->lock);
@@ -603,21 +609,76 @@ int gmem_fault(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
 {
 	if (flags & ~GMEM_WRITE)
 		return -EINVAL;
-	return host_access(mm, file, off, 0, NULL);
+	return host_access(mm, file, off, 0, NULL, 0);
 }
 
 int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
 		   uint8_t *val)
 {
+	uint8_t b;
+	int ret;
+
 	if (!val)
 		return -EINVAL;
-	return host_access(mm, file, off, -1, val);
+	ret = host_access(mm, file, off, -1, &b, 1);
+	if (!ret)
+		*val = b;
+	return ret;
 }
 
 int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file, uint64_t off,
 		    uint8_t val)
 {
-	return host_access(mm, file, off, 1, &val);
+	return host_access(mm, file, off, 1, &val, 1);
+}
+
+/*
+ * A copy page by page through a bounce buffer: each page's access is one
+ * host_access() (its own fault, fast path or locks), and the caller's
+ * buffer is touched only between them, with no lock held.
+ */
+static int host_copy(struct gmem_mm *mm, struct gmem_file *file,
+		     uint64_t off, uint8_t *buf, size_t len, size_t *done,
+		     int op)
+{
+	uint8_t bounce[PAGE_SIZE];
+	size_t n = 0;
+	int ret = 0;
+
+	if (done)
+		*done = 0;
+	if (!mm || !file || (!buf && len) || off + len < off)
+		return -EINVAL;
+	while (n < len) {
+		uint64_t at = off + n;
+		size_t chunk = MIN(len - n, PAGE_SIZE - (at & (PAGE_SIZE - 1)));
+
+		if (op > 0)
+			memcpy(bounce, buf + n, chunk);
+		ret = host_access(mm, file, at, op, bounce, chunk);
+		if (ret)
+			break;
+		if (op < 0)
+			memcpy(buf + n, bounce, chunk);
+		n += chunk;
+		if (done)
+			*done = n;
+	}
+	return ret;
+}
+
+int gmem_host_copy_out(struct gmem_mm *mm, struct gmem_file *file,
+		       uint64_t off, void *buf, size_t len, size_t *done)
+{
+	return host_copy(mm, file, off, buf, len, done, -1);
+}
+
+int gmem_host_copy_in(struct gmem_mm *mm, struct gmem_file *file,
+		      uint64_t off, const void *buf, size_t len, size_t *done)
+{
+	/* only read through: host_copy() stores to @buf only for op < 0 */
+	return host_copy(mm, file, off, (uint8_t *)(uintptr_t)buf, len, done,
+			 1);
 }
 
 /* ----------------------------------------------------------- validator */
