@@ -407,8 +407,8 @@ GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
  *              conversion on the file blocks behind it: with a negative
  *              timeout, a thread that holds a short-term pin on the file
  *              and enters the file before unpinning deadlocks with it
- *              (model/README.md, "What the model found").  A finite
- *              timeout turns that into -EAGAIN.
+ *              (the project's model checker finds this interleaving).
+ *              A finite timeout turns that into -EAGAIN.
  * @error_offset: NULL, or receives the first offending page on -EAGAIN or
  *                -EBUSY.
  *
