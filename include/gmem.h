@@ -102,7 +102,8 @@ enum gmem_attr {
 /**
  * gmem_pool_create() - reserve a pool of huge pages.
  * @page_size: GMEM_2M or GMEM_1G.
- * @count: number of huge pages.
+ * @count: number of huge pages, at least 1 (files of GMEM_POLICY_4K take
+ *         their memory outside the pool, but still need a pool).
  * @backing: where the memory comes from.
  * @out: the new pool.
  *
@@ -110,8 +111,10 @@ enum gmem_attr {
  * once a file writes to it.
  *
  * Context: may sleep.
- * Return: 0; -EINVAL for a bad size or backing; -ENOMEM when the memory
- * cannot be had (hugetlb asked for and too few free huge pages).
+ * Return: 0; -EINVAL for a bad size or backing, a count of 0, or a count
+ * whose bytes do not fit in 64 bits; -ENOMEM when the memory cannot be
+ * had (more than the 128 TiB a process can map, or hugetlb asked for and
+ * too few free huge pages).
  */
 GMEM_API int gmem_pool_create(uint64_t page_size, uint64_t count,
 			      enum gmem_backing backing,

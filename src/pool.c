@@ -119,10 +119,15 @@ int gmem_pool_create(uint64_t page_size, uint64_t count,
 	size_t len;
 	int ret = 0;
 
+	/* a count of 0, or one whose bytes do not fit 64 bits, is ill-formed;
+	 * one that fits but passes the 128 TiB of a process's address space
+	 * (x86-64, 4-level page tables) cannot be had */
 	if (!out || (page_size != GMEM_2M && page_size != GMEM_1G) ||
-	    (unsigned int)backing > GMEM_BACKING_NONE ||
-	    count > (1ULL << 47) / page_size)
+	    (unsigned int)backing > GMEM_BACKING_NONE || !count ||
+	    count > UINT64_MAX / page_size)
 		return -EINVAL;
+	if (count > (1ULL << 47) / page_size)
+		return -ENOMEM;
 	p = gmem_alloc_cacheline(sizeof(*p));
 	if (!p)
 		return -ENOMEM;

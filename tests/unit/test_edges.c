@@ -280,6 +280,14 @@ static bool test_ranges_near_2_64(void)
 					  &p2), -EINVAL);
 		CHECK_EQ(gmem_pool_create(GB1, UINT64_MAX / GB1 + 1,
 					  GMEM_BACKING_NONE, &p2), -EINVAL);
+		/* an empty pool is refused; one past what a process can map
+		 * (1 PiB) cannot be had */
+		CHECK_EQ(gmem_pool_create(MB2, 0, GMEM_BACKING_MEMFD, &p2),
+			 -EINVAL);
+		CHECK_EQ(gmem_pool_create(GB1, 1ULL << 20, GMEM_BACKING_MEMFD,
+					  &p2), -ENOMEM);
+		CHECK_EQ(gmem_pool_create(GB1, 1ULL << 20, GMEM_BACKING_NONE,
+					  &p2), -ENOMEM);
 	}
 	CHECK_EQ(gmem_file_close(f), 0);
 	FINISH(pool);
