@@ -747,7 +747,7 @@ static bool test_pin_slots_outlive_threads(void)
 		   &h.mm))
 		return false;
 	CHECK_EQ(gmem_fault(h.mm, h.f, 0, 0), 0);
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 200; i++) {
 		pthread_t t;
 
 		CHECK_EQ(pthread_create(&t, NULL, one_pin_main, &h), 0);
