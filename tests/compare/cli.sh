@@ -47,12 +47,32 @@ want 1 "^a +failed: guest size 0x300000 is not a multiple" \
 # the same failure in JSON keeps the document whole
 want 1 '"error": "EINVAL"' --workload pkvm-io --policy a --guest-size 3M \
 	--ops 10 --json
-# a narrowed run prints exactly the rows asked for
+# a narrowed run prints exactly the rows asked for, in 100 columns, and
+# a verdict that names only policies that ran
 "$gmem" compare --quiet --workload pkvm-io --policy b-lazy,a \
 	--guest-size 64M --ops 50 >"$out" 2>&1
-rows=$(grep -Ec '^(a|b-lazy) +64M' "$out")
-if [ "$rows" != 2 ] || grep -Eq '^(4k|b-eager) ' "$out"; then
+rows=$(grep -Ec '^(a|b-lazy) +[0-9]' "$out")
+if [ "$rows" != 2 ] || grep -Eq '^(4k|b-eager|b-adaptive) ' "$out"; then
 	echo "--policy b-lazy,a printed $rows of its 2 rows, or others"
+	fails=$((fails + 1))
+fi
+wide=$(awk 'length($0) > 100' "$out" | wc -l)
+if [ "$wide" != 0 ]; then
+	echo "the default table has $wide lines over 100 columns"
+	fails=$((fails + 1))
+fi
+if ! grep -Eq '^verdict: least metadata \(meta \+ vmem\): ' "$out" ||
+   ! grep -Eq '^ +fewest failures: ' "$out" ||
+   ! grep -Eq '^ +lowest modelled kernel time: (a|b-lazy) ' "$out"; then
+	echo "no three-line verdict naming a policy that ran"
+	fails=$((fails + 1))
+fi
+# --wide keeps the full rows (the size column among them)
+"$gmem" compare --quiet --wide --workload pkvm-io --policy b-lazy,a \
+	--guest-size 64M --ops 50 >"$out" 2>&1
+rows=$(grep -Ec '^(a|b-lazy) +64M' "$out")
+if [ "$rows" != 2 ]; then
+	echo "--wide printed $rows full rows, wanted 2"
 	fails=$((fails + 1))
 fi
 [ "$fails" -eq 0 ]
