@@ -63,12 +63,14 @@ enum gmem_backing {
 
 /** enum gmem_policy - how a file backs its memory with folios. */
 enum gmem_policy {
-	GMEM_POLICY_4K,		/* 4K folios from outside the pool */
-	GMEM_POLICY_A,		/* huge folios stay intact; no long-term pins */
-	GMEM_POLICY_B_EAGER,	/* split to 4K at allocation */
-	GMEM_POLICY_B_LAZY,	/* split only as needed, merge back */
-	GMEM_POLICY_B_ADAPTIVE,	/* b-lazy, but a long-term pin splits first
-				 * and merges wait (gmem_file_set_merge_delay) */
+	GMEM_POLICY_DEFAULT = 0, /* the zero value: GMEM_POLICY_B_LAZY */
+	GMEM_POLICY_4K = 1,	/* 4K folios from outside the pool */
+	GMEM_POLICY_A = 2,	/* huge folios stay intact; no long-term pins */
+	GMEM_POLICY_B_EAGER = 3, /* split to 4K at allocation */
+	GMEM_POLICY_B_LAZY = 4,	/* split only as needed, merge back */
+	GMEM_POLICY_B_ADAPTIVE = 5, /* b-lazy, but a long-term pin splits
+				 * first and merges wait
+				 * (gmem_file_set_merge_delay) */
 };
 
 /* The merge delay a b-adaptive file starts with, in conversions. */
@@ -139,12 +141,15 @@ GMEM_API uint64_t gmem_pool_page_size(const struct gmem_pool *pool);
  * gmem_file_create() - create guest memory.
  * @pool: the pool to draw huge pages from.
  * @size: bytes, a non-zero multiple of the pool's huge page size.
- * @policy: folio policy.
+ * @policy: folio policy; GMEM_POLICY_DEFAULT (0) is GMEM_POLICY_B_LAZY.
  * @flags: GMEM_FILE_INIT_SHARED to start with every page shared.
  * @out: the new file.
  *
  * Reserves size / page_size huge pages of the pool at once (nothing for
- * GMEM_POLICY_4K); memory is allocated on first use.
+ * GMEM_POLICY_4K); memory is allocated on first use.  The descriptor of a
+ * closed file is reused here once no pin refers to it, so a program that
+ * creates and closes files for ever holds as many descriptors as it had
+ * files open (or closed with pins) at once.
  *
  * Context: may sleep.
  * Return: 0; -EINVAL (size, policy or flags); -ENOMEM (too few unreserved
@@ -156,16 +161,41 @@ GMEM_API int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 
 /**
  * gmem_file_close() - punch the whole file and release its reservation.
- * Pins still held stay valid until unpinned; their pages return to the pool
- * on the last unpin.  The handle stays valid for error reporting: later
- * calls on it return -EBADF, until the pool is destroyed.
+ * @file: the file.
  *
- * Context: takes the invalidate lock exclusively; may sleep.
- * Return: 0, or -EBADF if already closed.
+ * Every mapping of the file goes (each mm's entries, each view), and with
+ * them all memory and descriptors of the file but its fixed-size handle
+ * struct, which a later gmem_file_create() of the pool reuses.  Pins still
+ * held stay valid until unpinned; their pages return to the pool on the
+ * last unpin.
+ *
+ * A handle carries a generation: after the close, every call with it
+ * returns -EBADF (gmem_file_size() 0), also once its struct serves a new
+ * file, whose handle differs.  Only after the same struct has served
+ * 65,536 files could an old handle name a new one; a handle is not to be
+ * used after its pool is destroyed.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep; waits for the
+ * file's views' handler threads to stop.
+ * Return: 0; -EINVAL (NULL); -EBADF if already closed.
  */
 GMEM_API int gmem_file_close(struct gmem_file *file);
 
+/**
+ * gmem_file_size() - the file's size in bytes.
+ * @file: the file.
+ * Context: no lock.
+ * Return: the size; 0 for NULL or a closed file.
+ */
 GMEM_API uint64_t gmem_file_size(const struct gmem_file *file);
+
+/**
+ * gmem_file_policy() - the file's policy.
+ * @file: the file.
+ * Context: no lock.
+ * Return: the policy the file was created with (GMEM_POLICY_B_LAZY for
+ * GMEM_POLICY_DEFAULT); GMEM_POLICY_DEFAULT for NULL or a closed file.
+ */
 GMEM_API enum gmem_policy gmem_file_policy(const struct gmem_file *file);
 
 /**
@@ -213,11 +243,31 @@ GMEM_API int gmem_file_compact(struct gmem_file *file);
  *             entries, not pins) the new one copies, as fork() does for
  *             MAP_SHARED.
  * @out: the new mm.
+ *
+ * The struct of a destroyed mm is reused here first.
+ *
+ * Context: may sleep; with @fork_from, as gmem_mmap() for each file.
  * Return: 0; -EINVAL (a NULL argument, or @fork_from of another pool);
- * -ENOMEM.
+ * -EBADF (@fork_from destroyed); -ENOMEM.
  */
 GMEM_API int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 			    struct gmem_mm **out);
+
+/**
+ * gmem_mm_destroy() - end a host address space, as exit_mmap() does.
+ * @mm: the mm.
+ *
+ * Unmaps every file it maps (gmem_munmap()), views included; pins taken
+ * through it stay valid until unpinned, as GUP pins outlive the process's
+ * mappings.  The handle is stale from the start of the call: every later
+ * call with it returns -EBADF, also once its struct serves a new mm (as
+ * for files, see gmem_file_close()).
+ *
+ * Context: takes each mapped file's invalidate lock exclusively, in turn;
+ * may sleep; waits for the views' handler threads to stop.
+ * Return: 0; -EINVAL (NULL); -EBADF (destroyed already).
+ */
+GMEM_API int gmem_mm_destroy(struct gmem_mm *mm);
 
 /**
  * gmem_mmap() - a shared mapping of the whole file; host address == offset.
@@ -225,6 +275,23 @@ GMEM_API int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
  * -EEXIST if @mm maps @file already; -EBADF; -ENOMEM.
  */
 GMEM_API int gmem_mmap(struct gmem_mm *mm, struct gmem_file *file);
+
+/**
+ * gmem_munmap() - remove @mm's mapping of @file, as munmap() does.
+ * @mm: the mm.
+ * @file: a file @mm maps.
+ *
+ * Zaps the mapping's entries (their references and mapcounts go, one TLB
+ * flush), unmaps its view if it has one (a later access to the view gets
+ * SIGSEGV) and frees the mapping.  Pins taken through it stay.  A later
+ * gmem_mmap() maps the file again.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep; waits for
+ * the view's handler thread to stop.
+ * Return: 0; -EINVAL (a NULL argument, or two pools); -EBADF (@file
+ * closed or @mm destroyed); -ENOENT (@mm does not map @file).
+ */
+GMEM_API int gmem_munmap(struct gmem_mm *mm, struct gmem_file *file);
 
 /**
  * gmem_fault() - a host page fault at @off (any byte offset).

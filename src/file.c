@@ -165,22 +165,38 @@ void file_kick_merges(struct gfile *f)
 	}
 }
 
-/** file_enter_shared() - take the invalidate lock shared on an open file. */
-int file_enter_shared(struct gfile *f)
+/*
+ * Whether @f is open and still the file of generation @gen.  Context:
+ * invalidate lock, either mode (gen changes only under it, exclusive).
+ */
+static bool file_is(struct gfile *f, unsigned int gen)
+{
+	/* relaxed: the lock orders it */
+	return !f->closed &&
+	       (atomic_load_explicit(&f->gen, memory_order_relaxed) & 0xffff) ==
+	       gen;
+}
+
+/**
+ * file_enter_shared() - take the invalidate lock shared on an open file.
+ * @gen: the generation of the caller's handle (handle_gen()); a closed
+ *       file, or one closed and created again since, gives -EBADF.
+ */
+int file_enter_shared(struct gfile *f, unsigned int gen)
 {
 	invalidate_lock_shared(f);
-	if (f->closed) {
+	if (!file_is(f, gen)) {
 		invalidate_unlock_shared(f);
 		return -EBADF;
 	}
 	return 0;
 }
 
-/** file_enter() - take the invalidate lock exclusively on an open file. */
-int file_enter(struct gfile *f)
+/** file_enter() - as file_enter_shared(), exclusively. */
+int file_enter(struct gfile *f, unsigned int gen)
 {
 	invalidate_lock(f);
-	if (f->closed) {
+	if (!file_is(f, gen)) {
 		invalidate_unlock(f);
 		return -EBADF;
 	}
@@ -262,6 +278,45 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 
 /* ---------------------------------------------------------- file create */
 
+/*
+ * A closed file's struct, if one is free to reuse: no pin refers to it
+ * any more (its pins hold its address in their records).  Its locks, seq,
+ * fast-path flags and gen stay as they are; file_reset() clears the rest.
+ * Context: pool->files_lock.
+ */
+static struct gfile *zombie_take(struct gpool *p)
+{
+	for (struct gfile **pp = &p->zombies; *pp; pp = &(*pp)->next) {
+		struct gfile *f = *pp;
+		bool idle;
+
+		pthread_mutex_lock(&f->lock);
+		idle = !file_pins(f) && !f->dead_views;
+		pthread_mutex_unlock(&f->lock);
+		if (idle) {
+			*pp = f->next;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Clear one life of a reused struct, the fields from @size to @fast_used,
+ * inside the invalidate lock held exclusively and the file lock: a thread
+ * with a stale handle that gets the locks after this sees a live file of
+ * another generation (-EBADF); a fast path sees seq change.
+ */
+static void file_reset(struct gfile *f)
+{
+	invalidate_lock(f);
+	pthread_mutex_lock(&f->lock);
+	memset(&f->size, 0, offsetof(struct gfile, fast_used) -
+			    offsetof(struct gfile, size));
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+}
+
 int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		     enum gmem_policy policy, unsigned int flags,
 		     struct gmem_file **out)
@@ -272,6 +327,8 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	uint64_t need = 0;
 	int ret = -ENOMEM;
 
+	if (policy == GMEM_POLICY_DEFAULT)
+		policy = GMEM_POLICY_B_LAZY;
 	if (!pool || !out || !size || size % p->page_size ||
 	    (unsigned int)policy > GMEM_POLICY_B_ADAPTIVE ||
 	    (flags & ~GMEM_FILE_INIT_SHARED))
@@ -280,21 +337,31 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	 * against the free pages below, under the lock). */
 	if (policy != GMEM_POLICY_4K && size / p->page_size > p->count)
 		return -ENOMEM;
-	f = gmem_alloc_cacheline(sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->pool = p;
+	pthread_mutex_lock(&p->files_lock);
+	f = zombie_take(p);
+	pthread_mutex_unlock(&p->files_lock);
+	if (f) {
+		file_reset(f);
+	} else {
+		f = gmem_alloc_cacheline(sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		f->pool = p;
+		inval_init(&f->inval);
+		pthread_mutex_init(&f->lock, NULL);
+		pthread_condattr_init(&ca);
+		/* drain()'s deadline is on the monotonic clock: a change of
+		 * the wall clock neither cuts nor stretches a conversion's
+		 * wait */
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&f->pin_wait, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	/* Nobody can reach the struct now but a stale handle, which the
+	 * generation turns away (file_enter()). */
 	f->size = size;
 	f->nr_pages = size >> PAGE_SHIFT;
 	f->policy = policy;
-	inval_init(&f->inval);
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_condattr_init(&ca);
-	/* drain()'s deadline is on the monotonic clock: a change of the
-	 * wall clock neither cuts nor stretches a conversion's wait */
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->pin_wait, &ca);
-	pthread_condattr_destroy(&ca);
 	rs_init(&f->shared);
 	rs_init(&f->poison);
 	rs_init(&f->iommu_ranges);
@@ -333,7 +400,8 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	f->next = p->files;
 	p->files = f;
 	pthread_mutex_unlock(&p->files_lock);
-	*out = (struct gmem_file *)f;
+	*out = handle_make(f, atomic_load_explicit(&f->gen,
+						   memory_order_relaxed));
 	return 0;
 err:
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
@@ -342,21 +410,37 @@ err:
 	gmap_destroy(&f->guest);
 	gmap_destroy(&f->iommu);
 	rs_destroy(&f->shared);
-	pthread_mutex_destroy(&f->lock);
-	pthread_cond_destroy(&f->pin_wait);
-	inval_destroy(&f->inval);
-	gmem_free(f, sizeof(*f));
+	f->small = NULL;
+	f->huge = NULL;
+	f->unreserved = NULL;
+	/* closed, and never handed out: a later create takes it */
+	f->closed = true;
+	pthread_mutex_lock(&p->files_lock);
+	f->next = p->zombies;
+	p->zombies = f;
+	pthread_mutex_unlock(&p->files_lock);
 	return ret;
 }
 
 uint64_t gmem_file_size(const struct gmem_file *file)
 {
-	return ((const struct gfile *)file)->size;
+	uint64_t size;
+
+	if (!file)
+		return 0;
+	size = to_file(file)->size;
+	/* the size of the handle's file, not of a later one */
+	return file_handle_live(file) ? size : 0;
 }
 
 enum gmem_policy gmem_file_policy(const struct gmem_file *file)
 {
-	return ((const struct gfile *)file)->policy;
+	enum gmem_policy policy;
+
+	if (!file)
+		return GMEM_POLICY_DEFAULT;
+	policy = to_file(file)->policy;
+	return file_handle_live(file) ? policy : GMEM_POLICY_DEFAULT;
 }
 
 /*
@@ -364,10 +448,11 @@ enum gmem_policy gmem_file_policy(const struct gmem_file *file)
  * the merges that are due: all of them for @compact, or what waited if the
  * delay became 0 (as under b-lazy).
  */
-static int file_merge_request(struct gfile *f, const unsigned int *delay,
-			      bool compact)
+static int file_merge_request(struct gmem_file *file,
+			      const unsigned int *delay, bool compact)
 {
-	int ret = file_enter(f);
+	struct gfile *f = to_file(file);
+	int ret = file_enter(f, handle_gen(file));
 
 	if (ret)
 		return ret;
@@ -385,16 +470,21 @@ static int file_merge_request(struct gfile *f, const unsigned int *delay,
 
 int gmem_file_set_merge_delay(struct gmem_file *file, unsigned int conversions)
 {
-	if (!file || to_file(file)->policy != GMEM_POLICY_B_ADAPTIVE)
+	if (!file)
 		return -EINVAL;
-	return file_merge_request(to_file(file), &conversions, false);
+	if (!file_handle_live(file))
+		return -EBADF;
+	/* a close meanwhile: -EBADF from file_enter() */
+	if (to_file(file)->policy != GMEM_POLICY_B_ADAPTIVE)
+		return -EINVAL;
+	return file_merge_request(file, &conversions, false);
 }
 
 int gmem_file_compact(struct gmem_file *file)
 {
 	if (!file)
 		return -EINVAL;
-	return file_merge_request(to_file(file), NULL, true);
+	return file_merge_request(file, NULL, true);
 }
 
 int gmem_file_close(struct gmem_file *file)
@@ -405,7 +495,7 @@ int gmem_file_close(struct gmem_file *file)
 
 	if (!file)
 		return -EINVAL;
-	ret = file_enter(f);
+	ret = file_enter(f, handle_gen(file));
 	if (ret)
 		return ret;
 	p = f->pool;
@@ -418,6 +508,12 @@ int gmem_file_close(struct gmem_file *file)
 	p->resv -= f->resv;
 	f->resv = 0;
 	f->closed = true;
+	/* release: a handle found stale (file_handle_live()) sees the close
+	 * done; every handle to this file is stale from here */
+	atomic_store_explicit(&f->gen,
+			      atomic_load_explicit(&f->gen,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
 	/* the pool's totals keep what the file's counters and maps saw */
 	for (int k = 0; k < NR_KEV; k++)
 		p->run.kev[k] += f->c.kev[k];
@@ -626,7 +722,7 @@ int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 	if (!file || (to != GMEM_PRIVATE && to != GMEM_SHARED) ||
 	    (flags & ~GMEM_CONVERT_ZERO))
 		return -EINVAL;
-	ret = file_enter(f);
+	ret = file_enter(f, handle_gen(file));
 	if (ret)
 		return ret;
 	p = f->pool;
@@ -693,7 +789,7 @@ int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len)
 
 	if (!file)
 		return -EINVAL;
-	ret = file_enter(f);
+	ret = file_enter(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (!range_ok(f, off, len)) {
@@ -758,7 +854,7 @@ int gmem_poison(struct gmem_file *file, uint64_t off)
 
 	if (!file)
 		return -EINVAL;
-	ret = file_enter(f);
+	ret = file_enter(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (!range_ok(f, off, PAGE_SIZE)) {

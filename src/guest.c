@@ -77,7 +77,7 @@ int gmem_guest_access(struct gmem_file *file, uint64_t off, uint64_t len,
 
 	if (!file || (flags & ~GMEM_WRITE))
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	pg = off >> PAGE_SHIFT;
@@ -102,7 +102,7 @@ static int guest_byte(struct gmem_file *file, uint64_t off, uint8_t *val,
 
 	if (!file || !val)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (f->pool->backing == GMEM_BACKING_NONE) {
@@ -261,7 +261,7 @@ int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,
 
 	if (!file)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (!range_ok(f, off, len)) {

@@ -464,8 +464,9 @@ static void pin_undo_alloc(struct gfile *f, uint64_t *undo, uint64_t nr)
  * handshake (FAST, HOLDER_GP) and without it (FAST).
  * Return: 0 pinned (*@id, @pages[0] set), 1 take the slow path.
  */
-static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
-		    unsigned int flags, uint64_t *id, void **pages)
+static int pin_fast(struct gfile *f, unsigned int gen,
+		    const struct gmem_mm *mmh, uint64_t pg, unsigned int flags,
+		    uint64_t *id, void **pages)
 {
 	struct gpool *p = f->pool;
 	bool longterm = flags & GMEM_PIN_LONGTERM;
@@ -490,11 +491,15 @@ static int pin_fast(struct gfile *f, struct gmm *mm, uint64_t pg,
 		atomic_store_explicit(&f->fast_used, true,
 				      memory_order_seq_cst);
 	seq = atomic_load_explicit(&f->seq, memory_order_seq_cst);
+	/* relaxed: gen changes only while seq is odd (the re-check) */
 	if ((seq & 1) ||
-	    atomic_load_explicit(&f->nr_excl, memory_order_relaxed))
+	    atomic_load_explicit(&f->nr_excl, memory_order_relaxed) ||
+	    (atomic_load_explicit(&f->gen, memory_order_relaxed) & 0xffff) !=
+	    gen)
 		goto slow;
-	v = vma_find_rcu(f, mm);
-	fo = v ? pt_lookup_rcu(v, pg) : NULL;
+	v = vma_find_rcu(f, to_mm(mmh));
+	/* after the mapping's acquire: a destroy before it shows here */
+	fo = v && mm_handle_live(mmh) ? pt_lookup_rcu(v, pg) : NULL;
 	if (!fo)
 		goto slow;
 	/* folio_try_get(): only a live folio, and never past the limit */
@@ -582,19 +587,22 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)) ||
 	    to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
+	if (!mm_handle_live(mmp))
+		return -EBADF;
 	/* b-adaptive: a long-term pin may split folios, a structural change
 	 * (the policy never changes: read without a lock) */
 	split = longterm && f->policy == GMEM_POLICY_B_ADAPTIVE;
 	if (len == PAGE_SIZE && !excl && !split && !(off & (PAGE_SIZE - 1)) &&
 	    !(longterm && f->policy == GMEM_POLICY_A)) {
-		ret = pin_fast(f, to_mm(mmp), off >> PAGE_SHIFT, flags, id,
-			       pages);
+		ret = pin_fast(f, handle_gen(file), mmp, off >> PAGE_SHIFT,
+			       flags, id, pages);
 		if (ret <= 0)
 			return ret;
 	}
 	/* An exclusive pin looks for fast-path pins in the table: no fast
 	 * path may run meanwhile (file_enter() waits them out). */
-	ret = split || excl ? file_enter(f) : file_enter_shared(f);
+	ret = split || excl ? file_enter(f, handle_gen(file)) :
+			      file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	p = f->pool;
@@ -605,7 +613,7 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 		goto out;
 	}
 	pthread_mutex_lock(&f->lock);
-	v = vma_find_locked(f, to_mm(mmp));
+	v = vma_lookup(f, mmp);
 	if (!v) {
 		ret = -EFAULT;
 		goto unlock;
@@ -924,8 +932,9 @@ int gmem_unpin(struct gmem_pool *pool, uint64_t id)
 	if (fast) {
 		shard_add(&f->fast_pins, pin->shard, -(int64_t)pin->nr_pages);
 	} else {
-		if (!f->closed)
-			f->c.pins -= pin->nr_pages;
+		/* a closed file's too: its struct is reused only once no pin
+		 * refers to it (zombie_take()) */
+		f->c.pins -= pin->nr_pages;
 		atomic_fetch_sub_explicit(&p->nr_pins, pin->nr_pages,
 					  memory_order_relaxed);
 	}

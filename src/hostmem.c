@@ -43,7 +43,7 @@ int gmem_file_hva(struct gmem_file *file, uint64_t off, void **addr,
 
 	if (!file || !addr || !len)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (off >= f->size) {

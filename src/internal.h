@@ -230,8 +230,12 @@ struct gpool {
 	/* files_lock: the list of files; outermost lock. */
 	pthread_mutex_t files_lock;
 	struct gfile *files;		/* open files */
-	struct gfile *zombies;		/* closed files, kept for -EBADF */
+	/* closed files and destroyed mms, type-stable: reused by the next
+	 * create (a closed file once no pin refers to it), freed with the
+	 * pool */
+	struct gfile *zombies;
 	struct gmm *mms;
+	struct gmm *free_mms;
 
 	/*
 	 * lock: free pages, the pin table, detached pages, the 4K arena and
@@ -349,6 +353,10 @@ struct gmm {
 	/* lock: the list of mappings; taken after file->lock. */
 	pthread_mutex_t lock;
 	struct gvma *vmas;
+	/* as gfile.gen: advanced by gmem_mm_destroy() before it unmaps; the
+	 * struct is reused by a later gmem_mm_create() (pool->free_mms) */
+	atomic_uint gen;
+	bool dead;			/* pool->files_lock */
 	struct gmm *next;		/* pool->files_lock */
 };
 
@@ -436,9 +444,6 @@ struct ginval {
 
 struct gfile {
 	struct gpool *pool;
-	uint64_t size;
-	uint64_t nr_pages;
-	enum gmem_policy policy;
 
 	/*
 	 * invalidate_lock: shared while a fault, pin or guest/IOMMU access
@@ -462,6 +467,16 @@ struct gfile {
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t pin_wait;
+
+	/*
+	 * From @size to @fast_used: one life of the struct, zeroed when a
+	 * later gmem_file_create() reuses it (file_reset()).  The fields
+	 * outside (locks, @seq, the fast-path flags and counters, @gen) live
+	 * as long as the pool.
+	 */
+	uint64_t size;
+	uint64_t nr_pages;
+	enum gmem_policy policy;
 	bool closed;
 	struct rangeset shared;		/* page indices that are shared */
 	struct rangeset poison;		/* poisoned page indices */
@@ -490,6 +505,13 @@ struct gfile {
 	struct gmap guest;
 	struct gmap iommu;
 	struct pinmap pinmap;		/* slow-path pins only */
+	struct gfile_counters c;
+	/* flush_batch_begin/end(): one flush per mm, one stage-2 and one
+	 * IOTLB flush for the batch, however many zaps it makes */
+	unsigned int flush_batch;
+	uint64_t batch_gflush, batch_grem, batch_iflush, batch_irem;
+	atomic_uint nr_excl;		/* exclusive pins held */
+
 	/*
 	 * Fast paths (gup.c): @fast_used is set by a fast pin or unpin
 	 * before it reads @seq; a holder of the invalidate lock that finds
@@ -501,14 +523,17 @@ struct gfile {
 	/* set by a fast fault or load before it reads @seq: a holder that
 	 * frees what one may look at waits for a grace period first */
 	atomic_bool fast_read_used;
-	atomic_uint nr_excl;
 	struct shard_counter fast_pins;
-	struct gfile_counters c;
-	/* flush_batch_begin/end(): one flush per mm, one stage-2 and one
-	 * IOTLB flush for the batch, however many zaps it makes */
-	unsigned int flush_batch;
-	uint64_t batch_gflush, batch_grem, batch_iflush, batch_irem;
 
+	/*
+	 * gen: the handle generation.  A handle is this struct's address
+	 * with gen in its top bits (handle_make()); close advances gen inside
+	 * the invalidate lock held exclusively (so under seq), which makes
+	 * every handle to the closed file stale.  The struct is type-stable:
+	 * it is never freed before the pool, only reused by a later
+	 * gmem_file_create() once no pin refers to it (pool->zombies).
+	 */
+	atomic_uint gen;
 	struct gfile *next;		/* pool->files_lock */
 };
 
@@ -590,6 +615,7 @@ bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
 /* mm.c */
 struct gvma *vma_find(struct gmm *mm, struct gfile *f);
 struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm);
+struct gvma *vma_lookup(struct gfile *f, const struct gmem_mm *mmh);
 struct gvma *vma_find_rcu(struct gfile *f, struct gmm *mm);
 struct gfolio *pt_lookup_rcu(struct gvma *v, uint64_t pg);
 int pt_prepare(struct gvma *v, uint64_t pg0, uint64_t pg1);
@@ -633,8 +659,8 @@ bool page_is_shared(struct gfile *f, uint64_t pg);
 bool page_is_poisoned(struct gfile *f, uint64_t pg);
 bool range_ok(struct gfile *f, uint64_t off, uint64_t len);
 bool file_is_allocated(struct gfile *f, uint64_t pg);
-int file_enter_shared(struct gfile *f);
-int file_enter(struct gfile *f);
+int file_enter_shared(struct gfile *f, unsigned int gen);
+int file_enter(struct gfile *f, unsigned int gen);
 void file_kick_merges(struct gfile *f);
 
 /* Whether @f's policy splits lazily and merges back (b-lazy, b-adaptive). */
@@ -650,9 +676,38 @@ static inline void count_kev(struct gfile *f, enum kev kind, int64_t n)
 	f->c.kev[kind] += (uint64_t)n;
 }
 
-static inline struct gfile *to_file(struct gmem_file *f)
+/*
+ * Handles: the object's address (below 2^47 in a process's user half)
+ * with its generation in the top 16 bits.  A call with a handle whose
+ * generation is not the object's current one gets -EBADF; the generation
+ * repeats after 65,536 reuses of one struct.
+ */
+#define HANDLE_GEN_SHIFT 48
+#define HANDLE_ADDR_MASK ((1ULL << HANDLE_GEN_SHIFT) - 1)
+
+static inline unsigned int handle_gen(const void *h)
 {
-	return (struct gfile *)f;
+	return (unsigned int)((uintptr_t)h >> HANDLE_GEN_SHIFT);
+}
+
+static inline void *handle_make(void *obj, unsigned int gen)
+{
+	return (void *)((uintptr_t)obj |
+			((uintptr_t)(gen & 0xffff) << HANDLE_GEN_SHIFT));
+}
+
+static inline struct gfile *to_file(const struct gmem_file *f)
+{
+	return (struct gfile *)((uintptr_t)f & HANDLE_ADDR_MASK);
+}
+
+/* Whether @h names the file now (not closed); a hint, rechecked under the
+ * invalidate lock by file_enter(). acquire: close's changes happen before
+ * its advance of gen. */
+static inline bool file_handle_live(const struct gmem_file *h)
+{
+	return (atomic_load_explicit(&to_file(h)->gen, memory_order_acquire) &
+		0xffff) == handle_gen(h);
 }
 
 static inline struct gpool *to_pool(struct gmem_pool *p)
@@ -660,9 +715,16 @@ static inline struct gpool *to_pool(struct gmem_pool *p)
 	return (struct gpool *)p;
 }
 
-static inline struct gmm *to_mm(struct gmem_mm *m)
+static inline struct gmm *to_mm(const struct gmem_mm *m)
 {
-	return (struct gmm *)m;
+	return (struct gmm *)((uintptr_t)m & HANDLE_ADDR_MASK);
+}
+
+/* Whether @h names the mm now (not destroyed).  acquire: as above. */
+static inline bool mm_handle_live(const struct gmem_mm *h)
+{
+	return (atomic_load_explicit(&to_mm(h)->gen, memory_order_acquire) &
+		0xffff) == handle_gen(h);
 }
 
 /*

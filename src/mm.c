@@ -333,39 +333,165 @@ static int mmap_locked(struct gmm *mm, struct gfile *f)
 	return 0;
 }
 
+/**
+ * vma_lookup() - @mm's mapping of @f for a call that came with @mm's
+ * handle: NULL if there is none or the handle is stale (gmem_mm_destroy()
+ * advances the generation before it unmaps, and a mapping is added only
+ * under the file lock, so a live generation here means the mapping found
+ * is the handle's mm's).  Context: invalidate lock, file lock.
+ */
+struct gvma *vma_lookup(struct gfile *f, const struct gmem_mm *mmh)
+{
+	struct gvma *v = vma_find_locked(f, to_mm(mmh));
+
+	return v && mm_handle_live(mmh) ? v : NULL;
+}
+
 int gmem_mmap(struct gmem_mm *mmp, struct gmem_file *file)
 {
 	struct gfile *f = to_file(file);
+	struct gmm *mm = to_mm(mmp);
 	int ret;
 
-	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
+	if (!mmp || !file || mm->pool != f->pool)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
-	ret = mmap_locked(to_mm(mmp), f);
+	/* under the file lock: a destroy either sees this mapping or
+	 * made the handle stale first (gmem_mm_destroy()) */
+	ret = mm_handle_live(mmp) ? mmap_locked(mm, f) : -EBADF;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock_shared(f);
 	return ret;
+}
+
+/*
+ * Remove @mm's mapping of @f, if any: zap its entries (references and
+ * mapcounts dropped, one TLB flush), unmap its view, free it after a grace
+ * period.  Pins taken through it stay.  Return: 0, or -ENOENT (no such
+ * mapping).  Context: invalidate lock exclusive, file lock.
+ */
+static int vma_unmap(struct gmm *mm, struct gfile *f)
+{
+	struct gvma *v;
+	uint64_t n;
+
+	for (_Atomic(struct gvma *) *pp = &f->vmas; (v = *pp);
+	     pp = &v->file_next) {
+		if (v->mm == mm) {
+			/* relaxed: fast paths are out (exclusive holder) */
+			atomic_store_explicit(pp, v->file_next,
+					      memory_order_relaxed);
+			break;
+		}
+	}
+	if (!v)
+		return -ENOENT;
+	n = vma_zap(f, v, 0, f->nr_pages);
+	if (n) {
+		f->c.host_ptes -= n;
+		count_kev(f, KEV_TLB_FLUSHES, 1);
+		pool_count(f->pool, &f->pool->run.zaps, &f->c.zaps, n);
+	}
+	if (v->view)
+		view_detach(f, v);
+	pthread_mutex_lock(&mm->lock);
+	for (struct gvma **pp = &mm->vmas; *pp; pp = &(*pp)->mm_next) {
+		if (*pp == v) {
+			*pp = v->mm_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	vma_free(f, v);
+	return 0;
+}
+
+/* Unmap @f (of generation @gen) from @mm: file_enter() and vma_unmap(). */
+static int unmap_file(struct gmm *mm, struct gfile *f, unsigned int gen)
+{
+	int ret = file_enter(f, gen);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	ret = vma_unmap(mm, f);
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+	views_reap(f);
+	return ret;
+}
+
+int gmem_munmap(struct gmem_mm *mmp, struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
+		return -EINVAL;
+	if (!mm_handle_live(mmp))
+		return -EBADF;
+	return unmap_file(to_mm(mmp), f, handle_gen(file));
+}
+
+/*
+ * Unmap everything @mm maps.  Each file's generation is read under
+ * mm->lock while its mapping is listed, so it is the generation before
+ * any close (close advances it after removing its mappings).
+ */
+static void mm_unmap_all(struct gmm *mm)
+{
+	for (;;) {
+		struct gfile *f = NULL;
+		unsigned int gen = 0;
+
+		pthread_mutex_lock(&mm->lock);
+		if (mm->vmas) {
+			f = mm->vmas->file;
+			/* relaxed: ordered by mm->lock (see above) */
+			gen = atomic_load_explicit(&f->gen,
+						   memory_order_relaxed) & 0xffff;
+		}
+		pthread_mutex_unlock(&mm->lock);
+		if (!f)
+			return;
+		/* -EBADF: the file closed meanwhile and took the mapping */
+		unmap_file(mm, f, gen);
+	}
 }
 
 int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 		   struct gmem_mm **out)
 {
 	struct gpool *p = to_pool(pool);
+	struct gmem_mm *h;
 	struct gmm *mm;
-	struct gfile **files = NULL;
+	struct gmem_file **files = NULL;
 	uint64_t nr = 0, i;
 	int ret = 0;
 
 	if (!pool || !out || (fork_from && to_mm(fork_from)->pool != p))
 		return -EINVAL;
-	mm = gmem_alloc(sizeof(*mm));
-	if (!mm)
-		return -ENOMEM;
-	mm->pool = p;
-	pthread_mutex_init(&mm->lock, NULL);
+	if (fork_from && !mm_handle_live(fork_from))
+		return -EBADF;
+	/* a destroyed mm's struct first (type-stable, its lock kept) */
+	pthread_mutex_lock(&p->files_lock);
+	mm = p->free_mms;
+	if (mm) {
+		p->free_mms = mm->next;
+		mm->dead = false;
+	}
+	pthread_mutex_unlock(&p->files_lock);
+	if (!mm) {
+		mm = gmem_alloc(sizeof(*mm));
+		if (!mm)
+			return -ENOMEM;
+		mm->pool = p;
+		pthread_mutex_init(&mm->lock, NULL);
+	}
+	h = handle_make(mm, atomic_load_explicit(&mm->gen,
+						 memory_order_relaxed));
 	if (fork_from) {
 		/* Snapshot the parent's files without holding file locks
 		 * (mm->lock nests inside them), then map each again. */
@@ -378,8 +504,11 @@ int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 		files = gmem_alloc((nr ? nr : 1) * sizeof(*files));
 		if (files) {
 			i = 0;
+			/* as mm_unmap_all(): the generation while listed */
 			for (v = parent->vmas; v; v = v->mm_next)
-				files[i++] = v->file;
+				files[i++] = handle_make(v->file,
+					atomic_load_explicit(&v->file->gen,
+						memory_order_relaxed));
 		}
 		pthread_mutex_unlock(&parent->lock);
 		if (!files) {
@@ -388,8 +517,7 @@ int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 		}
 		/* Parent's list is newest first: map oldest first. */
 		for (i = nr; i-- > 0;) {
-			ret = gmem_mmap((struct gmem_mm *)mm,
-					(struct gmem_file *)files[i]);
+			ret = gmem_mmap(h, files[i]);
 			if (ret == -EBADF)
 				ret = 0;	/* closed meanwhile */
 			if (ret)
@@ -401,34 +529,54 @@ int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 	mm->next = p->mms;
 	p->mms = mm;
 	pthread_mutex_unlock(&p->files_lock);
-	*out = (struct gmem_mm *)mm;
+	*out = h;
 	return 0;
 err:
-	if (files) {
-		/* Undo the mappings made so far. */
-		for (i = 0; i < nr; i++) {
-			struct gfile *f = files[i];
-			struct gvma *v;
-
-			if (file_enter(f))
-				continue;
-			pthread_mutex_lock(&f->lock);
-			for (_Atomic(struct gvma *) *pp = &f->vmas; (v = *pp);
-			     pp = &v->file_next) {
-				if (v->mm == mm) {
-					*pp = v->file_next;
-					vma_free(f, v);
-					break;
-				}
-			}
-			pthread_mutex_unlock(&f->lock);
-			invalidate_unlock(f);
-		}
-		gmem_free(files, (nr ? nr : 1) * sizeof(*files));
-	}
-	pthread_mutex_destroy(&mm->lock);
-	gmem_free(mm, sizeof(*mm));
+	/* Undo the mappings made so far (no entries yet: nobody else has
+	 * the handle). */
+	mm_unmap_all(mm);
+	gmem_free(files, (nr ? nr : 1) * sizeof(*files));
+	pthread_mutex_lock(&p->files_lock);
+	mm->next = p->free_mms;
+	p->free_mms = mm;
+	pthread_mutex_unlock(&p->files_lock);
 	return ret;
+}
+
+int gmem_mm_destroy(struct gmem_mm *mmp)
+{
+	struct gmm *mm = to_mm(mmp);
+	struct gpool *p;
+
+	if (!mmp)
+		return -EINVAL;
+	p = mm->pool;
+	pthread_mutex_lock(&p->files_lock);
+	if (mm->dead || !mm_handle_live(mmp)) {
+		pthread_mutex_unlock(&p->files_lock);
+		return -EBADF;
+	}
+	mm->dead = true;
+	/* release: before any mapping goes, every handle is stale, so no
+	 * call maps a file into it again (gmem_mmap() checks under the
+	 * file lock) */
+	atomic_store_explicit(&mm->gen,
+			      atomic_load_explicit(&mm->gen,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
+	for (struct gmm **pp = &p->mms; *pp; pp = &(*pp)->next) {
+		if (*pp == mm) {
+			*pp = mm->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->files_lock);
+	mm_unmap_all(mm);
+	pthread_mutex_lock(&p->files_lock);
+	mm->next = p->free_mms;
+	p->free_mms = mm;
+	pthread_mutex_unlock(&p->files_lock);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- fault */
@@ -506,15 +654,17 @@ static void guest_load(uint8_t *dst, const uint8_t *src, size_t n)
  * cannot be taken back after a failed re-check.
  * Return: 0 done, 1 take the slow path.
  */
-static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
-			    int op, uint8_t *buf, size_t n)
+static int host_access_fast(struct gfile *f, unsigned int gen,
+			    const struct gmem_mm *mmh, uint64_t off, int op,
+			    uint8_t *buf, size_t n)
 {
 	struct gfolio *fo;
 	struct gvma *v;
 	unsigned int seq;
 	int ret = 1;
 
-	if (off >= f->size)		/* size never changes */
+	if (off >= f->size)	/* size changes only when a new file reuses
+				 * the struct: then gen fails below */
 		return 1;
 	gmem_rcu_read_lock();
 	/* seq_cst: announce, then read seq (free_rcu()); acquire would do
@@ -523,10 +673,15 @@ static int host_access_fast(struct gfile *f, struct gmm *mm, uint64_t off,
 		atomic_store_explicit(&f->fast_read_used, true,
 				      memory_order_seq_cst);
 	seq = atomic_load_explicit(&f->seq, memory_order_seq_cst);
-	if (seq & 1)
+	/* relaxed: gen changes only while seq is odd (the re-check) */
+	if ((seq & 1) ||
+	    (atomic_load_explicit(&f->gen, memory_order_relaxed) & 0xffff) !=
+	    gen)
 		goto out;
-	v = vma_find_rcu(f, mm);
-	fo = v ? pt_lookup_rcu(v, off >> PAGE_SHIFT) : NULL;
+	v = vma_find_rcu(f, to_mm(mmh));
+	/* after the mapping's acquire: a destroy before it shows here */
+	fo = v && mm_handle_live(mmh) ? pt_lookup_rcu(v, off >> PAGE_SHIFT) :
+					NULL;
 	if (!fo)
 		goto out;
 	if (op) {
@@ -567,9 +722,12 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 
 	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	if (op <= 0 && !host_access_fast(f, to_mm(mmp), off, op, buf, n))
+	if (!mm_handle_live(mmp))
+		return -EBADF;
+	if (op <= 0 &&
+	    !host_access_fast(f, handle_gen(file), mmp, off, op, buf, n))
 		return 0;
-	ret = file_enter_shared(f);
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (op && f->pool->backing == GMEM_BACKING_NONE) {
@@ -578,7 +736,7 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 	}
 	pthread_mutex_lock(&f->lock);
 	/* the file's own list: no mm-wide lock on the access path */
-	v = vma_find_locked(f, to_mm(mmp));
+	v = vma_lookup(f, mmp);
 	if (!v) {
 		ret = -EFAULT;
 		goto unlock;

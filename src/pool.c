@@ -201,7 +201,9 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 		pthread_mutex_unlock(&p->files_lock);
 		if (!f)
 			break;
-		gmem_file_close((struct gmem_file *)f);
+		/* relaxed: only this thread runs now */
+		gmem_file_close(handle_make(f, atomic_load_explicit(
+				&f->gen, memory_order_relaxed)));
 	}
 	pins_drop_all(p);
 	rcu_flush(p);
@@ -218,6 +220,13 @@ void gmem_pool_destroy(struct gmem_pool *pool)
 		struct gmm *mm = p->mms;
 
 		p->mms = mm->next;
+		pthread_mutex_destroy(&mm->lock);
+		gmem_free(mm, sizeof(*mm));
+	}
+	while (p->free_mms) {
+		struct gmm *mm = p->free_mms;
+
+		p->free_mms = mm->next;
 		pthread_mutex_destroy(&mm->lock);
 		gmem_free(mm, sizeof(*mm));
 	}

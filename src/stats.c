@@ -195,7 +195,8 @@ int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 		if (f->pool != p)
 			return -EINVAL;
 		pthread_mutex_lock(&f->lock);
-		if (f->closed) {
+		/* gen changes under the file lock (close) */
+		if (f->closed || !file_handle_live(file)) {
 			ret = -EBADF;
 		} else {
 			add_file(out, f, true);

@@ -679,7 +679,9 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 
 	if (!mmp || !file || !addr || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	ret = file_enter_shared(f);
+	if (!mm_handle_live(mmp))
+		return -EBADF;
+	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	if (f->pool->backing != GMEM_BACKING_MEMFD ||
@@ -688,7 +690,7 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 		goto out;
 	}
 	pthread_mutex_lock(&f->lock);
-	v = vma_find_locked(f, to_mm(mmp));
+	v = vma_lookup(f, mmp);
 	if (!v)
 		ret = -EFAULT;
 	else if (v->view)

@@ -131,6 +131,8 @@ static uint64_t rnd_range(struct wl *w, uint64_t lo, uint64_t hi,
 const char *policy_name(enum gmem_policy p)
 {
 	switch (p) {
+	case GMEM_POLICY_DEFAULT:
+		return "default";
 	case GMEM_POLICY_4K:
 		return "4k";
 	case GMEM_POLICY_A:

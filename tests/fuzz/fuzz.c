@@ -1689,7 +1689,7 @@ static bool h_flags(struct run *rn, struct input *in)
 		0x80000002u,
 	};
 	static const unsigned int bad_attr[4] = { 2, 3, 255, 0x7fffffff };
-	static const unsigned int bad_policy[4] = { 5, 6, 255, 0x7fffffff };
+	static const unsigned int bad_policy[4] = { 6, 7, 255, 0x7fffffff };
 	uint8_t x = next(in), y = next(in);
 	struct world *w = &rn->w[rn->cur];
 	int fi = pick_file(w, (y >> 2) & 3), mi = pick_mm(w, (y >> 4) & 3);

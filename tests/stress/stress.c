@@ -139,6 +139,8 @@
 #define MAX_PINS	8		/* pins one thread holds at once */
 #define NR_MMS		2
 #define NR_POL		5		/* policies: 4k .. b-adaptive */
+/* Policy number @p (0 .. NR_POL - 1, as -p's bits and pol_names[]). */
+#define POL_OF(p)	((enum gmem_policy)(GMEM_POLICY_4K + (p)))
 #define MAX_FILES	(2 * NR_POL)
 #define OFF(pg)		((uint64_t)(pg) << PAGE_SHIFT)
 #define LAST_BYTE	4095ULL
@@ -2575,7 +2577,7 @@ static void closer_round(uint64_t round)
 		   &closer_sf, 0, 0);
 	expect_res(gmem_file_compact(f), RES_EBADF, "closer: compact after close",
 		   &closer_sf, 0, 0);
-	expect_res(gmem_file_set_merge_delay(f, 1), adaptive ? RES_EBADF : RES_EINVAL,
+	expect_res(gmem_file_set_merge_delay(f, 1), RES_EBADF,
 		   "closer: set merge delay after close", &closer_sf, 0, 0);
 }
 
@@ -2609,7 +2611,7 @@ static void file_setup(struct sfile *sf, enum gmem_policy pol, bool content,
 	sf->content = content;
 	sf->idx = (int)(sf - files);
 	snprintf(sf->name, sizeof(sf->name), "%s-%s", content ? "content" : "chaos",
-		 pol_names[pol]);
+		 pol_names[pol - GMEM_POLICY_4K]);
 	sf->nr_slots = 2;
 	sf->nr_pages = 2 * hp;
 	sf->nr_2m = sf->nr_pages / PTRS;
@@ -2882,7 +2884,7 @@ int main(int argc, char **argv)
 	/* Two huge pages for each huge-policy file, plus room for the
 	 * pinned pieces of punched pages and for pages poison retires. */
 	for (int p = 0; p < NR_POL; p++)
-		if ((opt.pols & (1U << p)) && p != GMEM_POLICY_4K)
+		if ((opt.pols & (1U << p)) && POL_OF(p) != GMEM_POLICY_4K)
 			reserved += 2 * 2;
 	/* + 2: the closer thread's file of one huge page, which may leave
 	 * detached (closed while pinned) before its pins go */
@@ -2900,14 +2902,14 @@ int main(int argc, char **argv)
 		if (!(opt.pols & (1U << p)))
 			continue;
 		content_files[nr_pols++] = &files[nr_files++];
-		file_setup(&files[nr_files - 1], (enum gmem_policy)p, true,
+		file_setup(&files[nr_files - 1], POL_OF(p), true,
 			   ((opt.seed >> (2 * p)) & 3) != 0);
 	}
 	for (int p = 0, k = 0; p < NR_POL; p++) {
 		if (!(opt.pols & (1U << p)))
 			continue;
 		chaos_files[k++] = &files[nr_files++];
-		file_setup(&files[nr_files - 1], (enum gmem_policy)p, false,
+		file_setup(&files[nr_files - 1], POL_OF(p), false,
 			   ((opt.seed >> (2 * p + 10)) & 1) != 0);
 	}
 	must(gmem_mm_create(pool, NULL, &mms[0]), "mm create");

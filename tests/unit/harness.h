@@ -127,9 +127,10 @@ static inline void sleep_ms(unsigned int ms)
 
 static inline const char *policy_name(enum gmem_policy p)
 {
-	static const char *const names[] = { "4k", "a", "b-eager", "b-lazy" };
+	static const char *const names[] = { "default", "4k", "a", "b-eager",
+					     "b-lazy", "b-adaptive" };
 
-	return (unsigned int)p < 4 ? names[p] : "?";
+	return (unsigned int)p < 6 ? names[p] : "?";
 }
 
 /*

@@ -18,7 +18,7 @@
 
 static struct gfolio *folio_at(struct gmem_file *file, uint64_t off)
 {
-	return folio_lookup((struct gfile *)file, off >> PAGE_SHIFT);
+	return folio_lookup(to_file(file), off >> PAGE_SHIFT);
 }
 
 /* ----------------------------------------------------- refcount limit */

@@ -33,7 +33,7 @@ static uint64_t rs_hash(const struct rangeset *rs)
 static bool snap_take(struct gmem_pool *pool, struct gmem_file *file,
 		      struct snap *sn)
 {
-	struct gfile *f = (struct gfile *)file;
+	struct gfile *f = to_file(file);
 
 	memset(sn, 0, sizeof(*sn));
 	STATS(pool, NULL, &sn->pool);
@@ -109,7 +109,7 @@ static bool test_file_create_einval_enomem(void)
 		 -EINVAL);
 	CHECK_EQ(gmem_file_create(pool1g, MB2, GMEM_POLICY_B_LAZY, 0, &f),
 		 -EINVAL);
-	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)5, 0, &f),
+	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)6, 0, &f),
 		 -EINVAL);
 	CHECK_EQ(gmem_file_create(pool, MB2, (enum gmem_policy)-1, 0, &f),
 		 -EINVAL);
@@ -303,8 +303,9 @@ static bool test_ebadf_after_close(void)
 	CHECK_EQ(gmem_poison(f, 0), -EBADF);
 	CHECK_EQ(gmem_stats(pool, f, &s), -EBADF);
 	CHECK_EQ(gmem_file_compact(f), -EBADF);
-	/* not a b-adaptive file: EINVAL comes first */
-	CHECK_EQ(gmem_file_set_merge_delay(f, 1), -EINVAL);
+	/* closed: EBADF comes first, also for a file that is not
+	 * b-adaptive */
+	CHECK_EQ(gmem_file_set_merge_delay(f, 1), -EBADF);
 	/* a fork of an mm that mapped a closed file maps nothing of it */
 	struct gmem_mm *child;
 
@@ -582,7 +583,7 @@ static bool test_check_detects(void)
 		return false;
 	CHECK_EQ(gmem_fault(mm, f, 0, 0), 0);
 	CHECK_INVARIANTS(pool);
-	fo = folio_lookup((struct gfile *)f, 0);
+	fo = folio_lookup(to_file(f), 0);
 	CHECK(fo);
 	atomic_fetch_add(&fo->refcount, 1);	/* a leaked reference */
 	CHECK_EQ(gmem_check(pool, why, sizeof(why)), -EUCLEAN);

@@ -336,7 +336,7 @@ static bool merges_later(struct env *e, char *why, size_t len)
 static bool did_period_merge(struct env *e, const struct snap *b,
 			     const struct snap *a, char *why, size_t len)
 {
-	struct gfile *f = (struct gfile *)e->f;
+	struct gfile *f = to_file(e->f);
 	uint64_t want = e->psz == GMEM_1G ? 2 : 1;
 	bool kept = f->merge_todo.nr_units || f->merge_all;
 
@@ -410,7 +410,7 @@ static void take(struct env *e, struct snap *s)
 		return;
 	gmem_stats(e->pool, NULL, &s->pool);
 	if (e->f && gmem_stats(e->pool, e->f, &s->file) == 0) {
-		struct gfile *f = (struct gfile *)e->f;
+		struct gfile *f = to_file(e->f);
 
 		s->have_file = true;
 		s->shared_units = f->shared.nr_units;
@@ -475,7 +475,7 @@ static void teardown(struct env *e)
 static bool walk(const struct scen *sc, enum gmem_policy pol, uint64_t psz,
 		 const struct ascen *as)
 {
-	static const char *pname[] = { "4k", "a", "b-eager", "b-lazy",
+	static const char *pname[] = { "default", "4k", "a", "b-eager", "b-lazy",
 				       "b-adaptive" };
 	struct env e = { .policy = pol, .psz = psz };
 	int64_t live0 = gmem_alloc_live_bytes();

@@ -226,7 +226,7 @@ static void *blocked_main(void *arg)
 
 static bool writer_waiting(struct gmem_file *f, unsigned int ms)
 {
-	struct gfile *gf = (struct gfile *)f;
+	struct gfile *gf = to_file(f);
 	uint64_t end = now_ms() + ms;
 
 	while (now_ms() < end) {
