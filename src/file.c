@@ -422,25 +422,17 @@ err:
 	return ret;
 }
 
+/* The fields of a stale handle's struct may be another file's, being
+ * set up: they are read only after the generation is checked. */
 uint64_t gmem_file_size(const struct gmem_file *file)
 {
-	uint64_t size;
-
-	if (!file)
-		return 0;
-	size = to_file(file)->size;
-	/* the size of the handle's file, not of a later one */
-	return file_handle_live(file) ? size : 0;
+	return file && file_handle_live(file) ? to_file(file)->size : 0;
 }
 
 enum gmem_policy gmem_file_policy(const struct gmem_file *file)
 {
-	enum gmem_policy policy;
-
-	if (!file)
-		return GMEM_POLICY_DEFAULT;
-	policy = to_file(file)->policy;
-	return file_handle_live(file) ? policy : GMEM_POLICY_DEFAULT;
+	return file && file_handle_live(file) ? to_file(file)->policy :
+						GMEM_POLICY_DEFAULT;
 }
 
 /*

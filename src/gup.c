@@ -587,7 +587,9 @@ int gmem_pin(struct gmem_mm *mmp, struct gmem_file *file, uint64_t off,
 	    (flags & ~(GMEM_PIN_LONGTERM | GMEM_PIN_EXCLUSIVE)) ||
 	    to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	if (!mm_handle_live(mmp))
+	/* before any field of the file: a stale handle's struct may be
+	 * another file's, being set up (file_enter() checks again) */
+	if (!mm_handle_live(mmp) || !file_handle_live(file))
 		return -EBADF;
 	/* b-adaptive: a long-term pin may split folios, a structural change
 	 * (the policy never changes: read without a lock) */

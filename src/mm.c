@@ -722,7 +722,8 @@ static int host_access(struct gmem_mm *mmp, struct gmem_file *file,
 
 	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
-	if (!mm_handle_live(mmp))
+	/* before any field of the file (as gmem_pin()) */
+	if (!mm_handle_live(mmp) || !file_handle_live(file))
 		return -EBADF;
 	if (op <= 0 &&
 	    !host_access_fast(f, handle_gen(file), mmp, off, op, buf, n))
