@@ -23,7 +23,8 @@ OUTDIR/NAME.3 for each documented declaration marked GMEM_API:
 A comment documents the names of its title line and every GMEM_API
 declaration that follows it up to the next comment or preprocessor line.
 The first name gets the page; the others get a one-line ".so man3/FIRST.3"
-page.  Comments whose title names a struct or enum are skipped.  The
+page.  Comments whose title names a struct or enum, and comments followed
+by no GMEM_API declaration, are skipped.  The
 output depends on HEADER alone (no date), so that a test can regenerate
 the pages and compare them with the committed ones.
 """
@@ -344,7 +345,9 @@ def main():
     docs = []
     for body, decls in parse_header(text):
         doc = parse_comment(body)
-        if doc:
+        # A comment followed by no GMEM_API declaration (a macro's, say)
+        # documents nothing exported: no page.
+        if doc and decls:
             docs.append((doc, decls))
     known = set()
     for doc, decls in docs:
