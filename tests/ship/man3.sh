@@ -26,7 +26,7 @@ if ! diff -r "$tmp/man3" man/man3 >"$tmp/diff" 2>&1; then
 	head -n 40 "$tmp/diff"
 	fails=$((fails + 1))
 fi
-for s in $(grep -v '^#' tests/ship/symbols.txt); do
+while read -r s; do
 	page=man/man3/$s.3
 	if [ ! -e "$page" ]; then
 		echo "$s has no page ($page)"
@@ -38,7 +38,7 @@ for s in $(grep -v '^#' tests/ship/symbols.txt); do
 		echo "$page links to man3/$target, which does not exist"
 		fails=$((fails + 1))
 	fi
-done
+done < <(grep -v '^#' tests/ship/symbols.txt)
 if command -v man >/dev/null 2>&1; then
 	for page in man/man3/*.3; do
 		# from man/, where a .so link's man3/ path resolves
