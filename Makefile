@@ -10,7 +10,10 @@
 #   make asan         make check in build-asan/ with ASan+UBSan
 #   make tsan         make check in build-tsan/ with TSan
 #   make install      PREFIX=/usr/local DESTDIR= (libraries, header, tool,
-#                     gmem.pc, man pages); make uninstall removes them
+#                     gmem.pc, man pages, and docs/ and examples/ in
+#                     DOCDIR); make uninstall removes them
+#   make man          man/man3/, one page per exported function, again from
+#                     the kernel-doc of include/gmem.h (man/kdoc2man.py)
 #   make bench        the micro-benchmarks (bench/)
 #   make bench-instructions  instructions per pin+unpin (callgrind)
 #   make clean
@@ -44,6 +47,12 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/gmem
+
+# What `make install` puts in MANDIR and DOCDIR besides the tool's pages.
+MAN3_PAGES := $(sort $(wildcard man/man3/*.3))
+DOC_FILES := $(sort $(wildcard docs/*.md)) docs/compare.schema.json
+EXAMPLE_FILES := $(sort $(wildcard examples/*.c examples/*.trace))
 
 # Libraries the library needs beyond libc (e.g. -lurcu) go here.
 GMEM_LIBS := -lurcu-bp
@@ -85,7 +94,7 @@ endif
 STRESS := $(BUILD)/tests/stress/stress
 
 .PHONY: all tests check check-hugetlb asan tsan stress model fuzz install \
-	uninstall clean FORCE
+	uninstall man clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(TOOL) $(TOP_TOOL)
@@ -221,6 +230,10 @@ install: all $(BUILD)/gmem.pc
 	install -m 644 man/gmem.1 $(DESTDIR)$(MANDIR)/man1/gmem.1
 	install -m 644 man/libgmem.3 $(DESTDIR)$(MANDIR)/man3/libgmem.3
 	install -m 644 man/gmem-trace.5 $(DESTDIR)$(MANDIR)/man5/gmem-trace.5
+	install -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)
+	install -m 644 $(EXAMPLE_FILES) $(DESTDIR)$(DOCDIR)/examples
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/gmem $(DESTDIR)$(INCLUDEDIR)/gmem.h \
@@ -231,7 +244,17 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/pkgconfig/gmem.pc \
 		$(DESTDIR)$(MANDIR)/man1/gmem.1 \
 		$(DESTDIR)$(MANDIR)/man3/libgmem.3 \
-		$(DESTDIR)$(MANDIR)/man5/gmem-trace.5
+		$(DESTDIR)$(MANDIR)/man5/gmem-trace.5 \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOC_FILES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLE_FILES)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# The generated pages are committed, so that installing needs no python3;
+# tests/ship/man3.sh fails when they differ from what this makes.
+man:
+	rm -f man/man3/*.3
+	python3 man/kdoc2man.py include/gmem.h man/man3
 
 clean:
 	rm -rf $(sort build build-asan build-tsan $(BUILD)) gmem

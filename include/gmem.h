@@ -124,15 +124,32 @@ GMEM_API int gmem_pool_create(uint64_t page_size, uint64_t count,
 
 /**
  * gmem_pool_destroy() - close every file still open and free the pool.
- * Pins still held are dropped.  Context: may sleep; no other thread may
- * use the pool or its objects any more.
+ * @pool: the pool, or NULL (nothing is done).
+ *
+ * Pins still held are dropped; the pool's files and mms and their views
+ * go with it.
+ *
+ * Context: may sleep; no other thread may use the pool or its objects any
+ * more.
  */
 GMEM_API void gmem_pool_destroy(struct gmem_pool *pool);
 
-/** gmem_pool_backing() - the backing the pool actually uses (AUTO resolved). */
+/**
+ * gmem_pool_backing() - the backing the pool actually uses (AUTO resolved).
+ * @pool: the pool (not NULL).
+ *
+ * Context: takes no lock.
+ * Return: GMEM_BACKING_HUGETLB, GMEM_BACKING_MEMFD or GMEM_BACKING_NONE.
+ */
 GMEM_API enum gmem_backing gmem_pool_backing(const struct gmem_pool *pool);
 
-/** gmem_pool_page_size() - the pool's huge page size in bytes. */
+/**
+ * gmem_pool_page_size() - the pool's huge page size in bytes.
+ * @pool: the pool (not NULL).
+ *
+ * Context: takes no lock.
+ * Return: GMEM_2M or GMEM_1G.
+ */
 GMEM_API uint64_t gmem_pool_page_size(const struct gmem_pool *pool);
 
 /* ---------------------------------------------------------------- file */
@@ -182,17 +199,17 @@ GMEM_API int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 GMEM_API int gmem_file_close(struct gmem_file *file);
 
 /**
- * gmem_file_size() - the file's size in bytes.
+ * gmem_file_size() - the file's size in bytes, fixed at creation.
  * @file: the file.
- * Context: no lock.
+ * Context: takes no lock.
  * Return: the size; 0 for NULL or a closed file.
  */
 GMEM_API uint64_t gmem_file_size(const struct gmem_file *file);
 
 /**
- * gmem_file_policy() - the file's policy.
+ * gmem_file_policy() - the file's policy, fixed at creation.
  * @file: the file.
- * Context: no lock.
+ * Context: takes no lock.
  * Return: the policy the file was created with (GMEM_POLICY_B_LAZY for
  * GMEM_POLICY_DEFAULT); GMEM_POLICY_DEFAULT for NULL or a closed file.
  */
@@ -246,7 +263,8 @@ GMEM_API int gmem_file_compact(struct gmem_file *file);
  *
  * The struct of a destroyed mm is reused here first.
  *
- * Context: may sleep; with @fork_from, as gmem_mmap() for each file.
+ * Context: takes the locks of @fork_from and, for each file it maps, that
+ * file's invalidate lock shared; may sleep.
  * Return: 0; -EINVAL (a NULL argument, or @fork_from of another pool);
  * -EBADF (@fork_from destroyed); -ENOMEM.
  */
@@ -271,6 +289,12 @@ GMEM_API int gmem_mm_destroy(struct gmem_mm *mm);
 
 /**
  * gmem_mmap() - a shared mapping of the whole file; host address == offset.
+ * @mm: the host address space.
+ * @file: the file to map, of the same pool.
+ *
+ * Maps no page: page-table entries come with faults and pins.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
  * Return: 0; -EINVAL (a NULL argument, or @mm and @file of two pools);
  * -EEXIST if @mm maps @file already; -EBADF; -ENOMEM.
  */
@@ -295,6 +319,9 @@ GMEM_API int gmem_munmap(struct gmem_mm *mm, struct gmem_file *file);
 
 /**
  * gmem_fault() - a host page fault at @off (any byte offset).
+ * @mm: a host address space that maps @file (gmem_mmap()).
+ * @file: the file.
+ * @off: any byte offset.
  * @flags: GMEM_WRITE for a write fault.
  *
  * Installs one page-table entry for the 4K page (a reference and a
@@ -315,10 +342,19 @@ GMEM_API int gmem_fault(struct gmem_mm *mm, struct gmem_file *file,
 
 /**
  * gmem_host_read() / gmem_host_write() - a host load or store through @mm.
+ * @mm: a host address space that maps @file (gmem_mmap()).
+ * @file: the file.
+ * @off: any byte offset.
+ * @val: receives the byte read (gmem_host_read()), or the byte to store
+ *       (gmem_host_write()).
+ *
  * Fault in as gmem_fault() and access the real byte.  A load takes the
  * fast path as gmem_fault() does, and counts only if nothing changed the
  * file meanwhile; a store always takes the invalidate lock shared (a
  * store cannot be taken back).
+ *
+ * Context: as gmem_fault() for a load; a store takes the invalidate lock
+ * shared; may sleep.
  * Return: as gmem_fault(); -ENXIO for a pool without memory.
  */
 GMEM_API int gmem_host_read(struct gmem_mm *mm, struct gmem_file *file,
@@ -327,11 +363,18 @@ GMEM_API int gmem_host_write(struct gmem_mm *mm, struct gmem_file *file,
 			     uint64_t off, uint8_t val);
 
 /**
- * gmem_host_copy_out() - copy @len bytes of @file from @off, through @mm,
- * into @buf, as a device model's copy out of guest memory does.
- * gmem_host_copy_in() - copy @len bytes from @buf into @file at @off.
+ * gmem_host_copy_out() / gmem_host_copy_in() - bulk host copies through @mm.
+ * @mm: a host address space that maps @file (gmem_mmap()).
+ * @file: the file.
  * @off: any byte offset; the copy may cross pages and folios.
+ * @buf: the caller's buffer: gmem_host_copy_out() copies into it,
+ *       gmem_host_copy_in() from it.
+ * @len: bytes to copy.
  * @done: NULL, or receives the bytes copied (all of @len on success).
+ *
+ * gmem_host_copy_out() copies @len bytes of @file from @off, through @mm,
+ * into @buf, as a device model's copy out of guest memory does;
+ * gmem_host_copy_in() copies @len bytes from @buf into @file at @off.
  *
  * Page by page, in order, each as gmem_host_read() / gmem_host_write()
  * would access it: the page is faulted in (a host page-table entry), a
@@ -407,6 +450,10 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
 
 /**
  * gmem_pin() - pin [@off, @off + @len) through @mm, as pin_user_pages().
+ * @mm: a host address space that maps @file (gmem_mmap()).
+ * @file: the file.
+ * @off: the first byte, 4 KiB aligned.
+ * @len: bytes, a non-zero multiple of 4 KiB.
  * @flags: GMEM_PIN_LONGTERM, GMEM_PIN_EXCLUSIVE.
  * @id: receives the pin's id, never 0: unique in the process (never the
  *       id of another pool's pin) until 2^40 ids have been handed out
@@ -428,16 +475,16 @@ GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
  * huge page of the range, -ENOMEM) undoes the splits, but the zapped
  * entries stay zapped, as after a failing conversion; they refault.
  *
+ * A pin is a host access: @off and @len must be 4 KiB aligned and @len
+ * non-zero, but pages past the end of the file are -EFAULT, as
+ * pin_user_pages() answers for an address the mapping cannot back.
+ *
  * Context: a one-page pin, not exclusive, of a page that @mm already maps,
  * on a file with no exclusive pin, while no conversion, punch, poison,
  * split or merge runs on it, takes no lock (the fast path, as GUP-fast: a
  * lock-free walk, a speculative reference, a re-check); any other pin
  * takes the invalidate lock shared (exclusively for an exclusive pin, and
  * for a long-term pin under GMEM_POLICY_B_ADAPTIVE); may sleep.
- * A pin is a host access: @off and @len must be 4 KiB aligned and @len
- * non-zero, but pages past the end of the file are -EFAULT, as
- * pin_user_pages() answers for an address the mapping cannot back.
- *
  * Return: 0; -EINVAL (alignment, zero length, flags, or @mm and @file of
  * two pools); -EFAULT (@mm does not map @file, a page is private, or the
  * range runs past the end); -EHWPOISON (a page is poisoned); -EOPNOTSUPP
@@ -456,11 +503,16 @@ GMEM_API int gmem_pin(struct gmem_mm *mm, struct gmem_file *file,
 
 /**
  * gmem_unpin() - drop a pin, wake conversions waiting for it.
- * Does not take the invalidate lock, so it never waits for a conversion.
+ * @pool: the pool of the pin's file.
+ * @id: the id gmem_pin() gave.
+ *
  * A pin taken on the fast path is dropped with no lock at all when
  * nothing but its counts is to be undone (its folio is still the file's,
  * no merge can follow, no conversion is running); otherwise the file's
  * lock is taken.
+ *
+ * Context: never takes the invalidate lock, so it never waits for a
+ * conversion; may take the file's lock.
  * Return: 0; -EINVAL (@pool NULL); -ENOENT if @pool holds no pin with
  * @id now (also for an id of another pool's pin).
  */
@@ -470,6 +522,10 @@ GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
 
 /**
  * gmem_convert() - convert [@off, @off + @len) to @to, all or nothing.
+ * @file: the file.
+ * @off: the first byte, 4 KiB aligned.
+ * @len: bytes, a non-zero multiple of 4 KiB.
+ * @to: GMEM_PRIVATE or GMEM_SHARED.
  * @flags: GMEM_CONVERT_ZERO zeroes the pages that change.
  * @timeout_ms: how long to wait for short-term pins to go (0: not at all;
  *              negative: forever).  While it waits the call holds the
@@ -494,7 +550,10 @@ GMEM_API int gmem_unpin(struct gmem_pool *pool, uint64_t id);
  * A failure before the drain (-EINVAL, -EBADF) changes nothing at all.
  *
  * Context: takes the invalidate lock exclusively; may sleep.
- * Return: 0; -EINVAL; -EBUSY; -EAGAIN; -ENOMEM; -EBADF.
+ * Return: 0; -EINVAL (@file NULL, @to, @flags, or the range); -EBUSY (a
+ * long-term pin on a page of the drain set); -EAGAIN (short-term pins
+ * still held when @timeout_ms ran out); -ENOMEM (no memory for a split or
+ * for the attribute ranges); -EBADF (closed).
  */
 GMEM_API int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 			  enum gmem_attr to, unsigned int flags, int timeout_ms,
@@ -502,10 +561,15 @@ GMEM_API int gmem_convert(struct gmem_file *file, uint64_t off, uint64_t len,
 
 /**
  * gmem_punch() - punch a hole in [@off, @off + @len).
+ * @file: the file.
+ * @off: the first byte, 4 KiB aligned.
+ * @len: bytes, a non-zero multiple of 4 KiB.
+ *
  * Parts of huge pages are zeroed; whole huge pages are unmapped everywhere
  * and returned to the pool (deferred while a piece is pinned).  Attributes
  * stay.
- * Context: takes the invalidate lock exclusively.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
  * Return: 0; -EINVAL; -ENOMEM (no node for the poison set); -EBADF.
  */
 GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
@@ -514,19 +578,40 @@ GMEM_API int gmem_punch(struct gmem_file *file, uint64_t off, uint64_t len);
 
 /**
  * gmem_guest_access() - the guest touches every page of [@off, @off+@len).
- * Each page without a guest entry gets the largest aligned block that holds
- * it, lies in one huge page, has one attribute and no poisoned page.
- * Stops at the first failure, keeping what it mapped before.
+ * @file: the file.
+ * @off: any byte offset.
  * @len: bytes (rounded up to pages); 0 means one page.  A range that runs
  *       past the end of the file, also one whose end wraps past 2^64,
  *       maps the pages up to the end and returns GMEM_GUEST_FAULT.
+ * @flags: GMEM_WRITE for a write access, or 0.
+ *
+ * Each page without a guest entry gets the largest aligned block that holds
+ * it, lies in one huge page, has one attribute and no poisoned page.
+ * Stops at the first failure, keeping what it mapped before.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
  * Return: 0; GMEM_GUEST_FAULT (past the end); GMEM_GUEST_HWPOISON;
  * -ENOMEM (no memory for a hole or an entry; the page is left as it was);
- * -EINVAL (flags); -EBADF.  gmem_guest_read() and gmem_guest_write() also
- * return -ENXIO for a pool without memory.
+ * -EINVAL (@file NULL, or flags); -EBADF.
  */
 GMEM_API int gmem_guest_access(struct gmem_file *file, uint64_t off,
 			       uint64_t len, unsigned int flags);
+
+/**
+ * gmem_guest_read() / gmem_guest_write() - a guest load or store of the
+ * byte at @off.
+ * @file: the file.
+ * @off: any byte offset.
+ * @val: receives the byte read (gmem_guest_read()), or the byte to store
+ *       (gmem_guest_write()).
+ *
+ * The page is mapped as gmem_guest_access() maps it, then the real byte is
+ * read or written, private or shared: the guest may touch both.
+ *
+ * Context: takes the invalidate lock shared; may sleep.
+ * Return: as gmem_guest_access(); -EINVAL also for @val NULL; -ENXIO for a
+ * pool without memory.
+ */
 GMEM_API int gmem_guest_read(struct gmem_file *file, uint64_t off,
 			     uint8_t *val);
 GMEM_API int gmem_guest_write(struct gmem_file *file, uint64_t off,
@@ -534,9 +619,17 @@ GMEM_API int gmem_guest_write(struct gmem_file *file, uint64_t off,
 
 /**
  * gmem_iommu_map() - map [@off, @off + @len) of shared pages for a device.
- * From then on the file's IOMMU map holds exactly the shared, allocated,
+ * @file: the file.
+ * @off: the first byte, 4 KiB aligned.
+ * @len: bytes, a non-zero multiple of 4 KiB.
+ * @error_offset: NULL, or receives the first private or poisoned page on
+ *                -EFAULT or -EHWPOISON.
+ *
+ * Holes in the range get memory.  From then on the file's IOMMU map holds exactly the shared, allocated,
  * unpoisoned pages of its ranges, at the largest level allowed.
- * Return: 0; -EINVAL; -EFAULT (a private page, at @error_offset);
+ *
+ * Context: takes the invalidate lock shared; may sleep.
+ * Return: 0; -EINVAL (@file NULL, or the range); -EFAULT (a private page, at @error_offset);
  * -EHWPOISON (a poisoned page, at @error_offset); -ENOMEM; -EBADF.
  */
 GMEM_API int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,
@@ -544,7 +637,16 @@ GMEM_API int gmem_iommu_map(struct gmem_file *file, uint64_t off, uint64_t len,
 
 /**
  * gmem_poison() - memory-failure injection on the 4K page at @off.
- * Return: 0; -EINVAL; -ENOMEM; -EBADF.
+ * @file: the file.
+ * @off: the page, 4 KiB aligned.
+ *
+ * As memory_failure(): the page is unmapped from every host mm, its guest
+ * entries go and the IOMMU map is re-levelled; a hole gets memory first.
+ * Later host accesses give GMEM_SIGBUS, guest accesses GMEM_GUEST_HWPOISON,
+ * pins -EHWPOISON.  Poisoning a poisoned page does nothing.
+ *
+ * Context: takes the invalidate lock exclusively; may sleep.
+ * Return: 0; -EINVAL (@file NULL, or @off); -ENOMEM; -EBADF.
  */
 GMEM_API int gmem_poison(struct gmem_file *file, uint64_t off);
 
@@ -588,7 +690,9 @@ struct gmem_stats {
 
 /**
  * gmem_stats() - a consistent snapshot of the statistics.
+ * @pool: the pool.
  * @file: NULL for the pool-wide figures.
+ * @out: receives the figures.
  *
  * For a file, every figure is taken at one moment, however many threads
  * work meanwhile: its own figures and the pool_* keys together (so
@@ -607,18 +711,31 @@ GMEM_API int gmem_stats(struct gmem_pool *pool, struct gmem_file *file,
 			struct gmem_stats *out);
 
 /**
- * gmem_stat_keys - the keys of struct gmem_stats by name, NULL-terminated,
- * sorted; gmem_stat_nr_listed are the ones printed by default (gmem-trace(5)).
+ * gmem_stat_keys / gmem_stat_nr_listed - the names of the statistics.
+ *
+ * gmem_stat_keys are the keys of struct gmem_stats by name, for
+ * gmem_stat_get(), NULL-terminated; its first gmem_stat_nr_listed are the
+ * ones a trace's stats command prints by default (gmem-trace(5)), the
+ * others are printed only when named.
  */
 GMEM_API extern const char *const gmem_stat_keys[];
 GMEM_API extern const unsigned int gmem_stat_nr_listed;
 
-/** gmem_stat_get() - a key's value; -ENOENT for an unknown key. */
+/**
+ * gmem_stat_get() - a statistic by name.
+ * @s: figures from gmem_stats().
+ * @key: one of gmem_stat_keys, e.g. "conversions".
+ * @val: receives the value.
+ *
+ * Context: takes no lock.
+ * Return: 0; -ENOENT for an unknown key.
+ */
 GMEM_API int gmem_stat_get(const struct gmem_stats *s, const char *key,
 			   uint64_t *val);
 
 /**
  * gmem_check() - run every invariant validator.
+ * @pool: the pool.
  * @buf, @len: receives a one-line description of the first violation.
  *
  * Safe while other threads use the pool: each file is checked under its
@@ -633,7 +750,14 @@ GMEM_API int gmem_stat_get(const struct gmem_stats *s, const char *key,
  */
 GMEM_API int gmem_check(struct gmem_pool *pool, char *buf, size_t len);
 
-/** gmem_errno_name() - "EAGAIN" for -EAGAIN (or EAGAIN), etc. */
+/**
+ * gmem_errno_name() - the name of an errno value.
+ * @err: an errno value, negative (as gmem returns it) or positive.
+ *
+ * Context: takes no lock.
+ * Return: a static string: "OK" for 0, "EAGAIN" for -EAGAIN or EAGAIN, and
+ * so on for each errno gmem returns and a few more; "EUNKNOWN" for others.
+ */
 GMEM_API const char *gmem_errno_name(int err);
 
 /* ------------------------------------------------------------- for a VMM */

@@ -115,7 +115,8 @@ done
 # Script tests, each run as SCRIPT BUILD: `gmem compare` (its traces
 # replay, its JSON has COMPARE.md's shape, the policies differ as the
 # design says, the plots are drawn) and shipping (install and build the
-# examples with pkg-config, the exported symbols, the man pages).
+# examples with pkg-config, the exported symbols, the man pages, every
+# reference of the documents resolving).
 for script in tests/compare/*.sh tests/ship/*.sh; do
 	[ -e "$script" ] || continue
 	name=${script#tests/}

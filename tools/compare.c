@@ -499,7 +499,7 @@ static void model_note(const struct opts *o, FILE *f)
 			 "this host %s (%s)", o->model.when, o->model.path);
 	else
 		snprintf(line, sizeof(line), "kernel unit costs: published "
-			 "figures and models (docs/COSTS.md); no calibration "
+			 "figures and models (COSTS.md); no calibration "
 			 "at %s: run `gmem calibrate` as root", o->calib_path);
 	print_wrapped(f, line, 100);
 }
@@ -546,8 +546,9 @@ static void print_kernel_table(const struct run *runs, unsigned int n,
 		   "host PTEs\nzapped, TLB-flush IPIs and refaults; zero = "
 		   "memory cleared; inval = stage-2 and IOMMU invalidations "
 		   "and IOMMU maps; most = the\nlargest part; conv = the "
-		   "modelled cost of one convert call (p50/p99/max, us). "
-		   "Modelled, not measured: see docs/COSTS.md.\n");
+		   "modelled cost of one convert call (p50/p99/max, us).\n"
+		   "Modelled, not measured: see COSTS.md in gmem's documentation "
+		   "directory.\n");
 }
 
 static void json_levels(FILE *f, const char *key, const uint64_t v[3])
@@ -817,7 +818,7 @@ const char compare_help[] =
 	"and the modelled kernel time by part.\n"
 	"\n"
 	"Workloads (the first three follow published guest behaviour, the\n"
-	"others are synthetic; docs/WORKLOADS.md gives the sources):\n"
+	"others are synthetic; WORKLOADS.md gives the sources):\n"
 	"  tdx-boot       4 GiB on 1G pages: firmware bounce pages flipped up\n"
 	"                 to 1000 times, SWIOTLB shared in 2 MiB MapGPA\n"
 	"                 chunks, 2,700 4K driver pages\n"
@@ -853,18 +854,22 @@ const char compare_help[] =
 	"                     file (default 8192; 0 merges at once)\n"
 	"  --backing B        the pool's memory (default: the workload's, auto\n"
 	"                     = hugetlbfs where enough huge pages are free)\n"
-	"  --json             the JSON of docs/JSON.md on stdout, not the table\n"
+	"  --json             the JSON of JSON.md (compare.schema.json) on\n"
+	"                     stdout, not the table\n"
 	"  --wide             every figure, in two wide tables\n"
 	"  --plot DIR         also write coverage.png, metadata.png and\n"
 	"                     latency.png into DIR (needs gnuplot)\n"
 	"  --calibration F    the kernel unit costs measured by `gmem\n"
 	"                     calibrate` (default: $GMEM_CALIBRATION, else\n"
 	"                     ~/.cache/gmem/calibration.json); without one,\n"
-	"                     published figures (docs/COSTS.md)\n"
+	"                     published figures (COSTS.md)\n"
 	"  --emit-trace FILE  run one workload under one policy in this\n"
 	"                     process and write it as a self-checking trace\n"
 	"                     (- for stdout); `gmem replay FILE` reproduces\n"
 	"                     every statistic but the times\n"
+	"\n"
+	"COSTS.md, WORKLOADS.md, JSON.md and compare.schema.json are in gmem's\n"
+	"documentation directory (/usr/local/share/doc/gmem by default).\n"
 	"\n"
 	"Exit status: 0 every run completed; 1 a run failed (its row says\n"
 	"why), or the results could not be written; 2 a usage error.\n";

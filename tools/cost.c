@@ -1935,7 +1935,7 @@ void cost_print(FILE *f, const struct cost_model *m)
 
 const char calibrate_help[] =
 	"Measures, on this host, what the kernel operations that gmem's events\n"
-	"stand for cost (docs/COSTS.md), prints a table (unit, ns, where the\n"
+	"stand for cost (COSTS.md), prints a table (unit, ns, where the\n"
 	"figure comes from, how) and saves it as JSON for `gmem compare`.\n"
 	"\n"
 	"  --out FILE   save to FILE (default: $GMEM_CALIBRATION, else\n"
@@ -1955,7 +1955,8 @@ const char calibrate_help[] =
 	"that end it, and at exit.  Without root, hugetlb or the HVO sysctl,\n"
 	"those units take the published figures, and stderr says so.  Zeroing,\n"
 	"PTE zaps, TLB-flush IPIs and faults are measured as any user; stage-2\n"
-	"and IOMMU entries are a model.  docs/COSTS.md gives every formula.\n"
+	"and IOMMU entries are a model.  COSTS.md in gmem's documentation\n"
+	"directory (/usr/local/share/doc/gmem by default) gives every formula.\n"
 	"\n"
 	"Exit status: 0 done; 1 a setting could not be restored, the file\n"
 	"could not be written, or --show found a file that is no calibration;\n"
@@ -1967,7 +1968,7 @@ static void print_header(FILE *f, const struct cost_model *m)
 		fprintf(f, "calibration: measured %s on %s\n", m->when,
 			m->host[0] ? m->host : "an unnamed host");
 	else
-		fprintf(f, "calibration: the published defaults (docs/COSTS.md)\n");
+		fprintf(f, "calibration: the published defaults (COSTS.md)\n");
 }
 
 int calibrate_main(int argc, char **argv)

@@ -4,7 +4,8 @@
 # tests/ship/install.sh BUILD - `make install` into a temporary prefix (with
 # DESTDIR), then build every examples/*.c against the installed library
 # with `pkg-config --cflags --libs gmem`, run each, check the installed
-# tool and man pages, and `make uninstall` leaves no file behind.
+# tool, the man pages (one per exported function: `man gmem_convert`)
+# and the documents, and `make uninstall` leaves no file behind.
 # The default build only: a sanitizer build's library needs its runtime
 # linked into every program that uses it.
 
@@ -33,12 +34,25 @@ fi
 root=$dest$prefix
 for f in bin/gmem include/gmem.h lib/libgmem.a lib/libgmem.so \
 	lib/libgmem.so.0 lib/pkgconfig/gmem.pc share/man/man1/gmem.1 \
-	share/man/man3/libgmem.3 share/man/man5/gmem-trace.5; do
+	share/man/man3/libgmem.3 share/man/man5/gmem-trace.5 \
+	share/doc/gmem/COSTS.md share/doc/gmem/JSON.md \
+	share/doc/gmem/compare.schema.json share/doc/gmem/examples/vmm-loop.c \
+	$(grep -v '^#' tests/ship/symbols.txt | sed 's|.*|share/man/man3/&.3|'); do
 	if [ ! -e "$root/$f" ]; then
 		echo "not installed: $f"
 		fails=$((fails + 1))
 	fi
 done
+# `man gmem_convert` finds the installed page (and a .so link's target).
+if command -v man >/dev/null 2>&1; then
+	for fn in gmem_convert gmem_host_copy_in; do
+		if ! MANWIDTH=80 man -M "$root/share/man" "$fn" 2>/dev/null |
+			grep -q "^NAME"; then
+			echo "man -M $root/share/man $fn finds no page"
+			fails=$((fails + 1))
+		fi
+	done
+fi
 soname=$(objdump -p "$root/lib/libgmem.so" 2>/dev/null |
 	awk '$1 == "SONAME" { print $2 }')
 if [ "$soname" != libgmem.so.0 ]; then

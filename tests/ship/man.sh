@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # tests/ship/man.sh - every man page renders with `man -l` without a
-# warning, and gmem(1) names every subcommand that `gmem --help` lists.
+# warning, gmem(1) names every subcommand that `gmem --help` lists, and
+# gmem-trace(5) every command of the trace language (tools/trace.c's
+# table of commands).
 
 set -u
 build=${1:-build}
@@ -28,6 +30,12 @@ for cmd in $("$build/gmem" --help | awk '/^commands:/ { on = 1; next }
 	on && /^  [a-z]/ { print $1 }'); do
 	if ! grep -q "^\.SS $cmd\$" man/gmem.1; then
 		echo "gmem(1) does not describe '$cmd'"
+		fails=$((fails + 1))
+	fi
+done
+for cmd in $(grep -oP '^\t\{ "\K[a-z]+(?=",( "|$))' tools/trace.c) expect; do
+	if ! grep -q "^\.BI\? \"\?$cmd\b" man/gmem-trace.5; then
+		echo "gmem-trace(5) does not describe '$cmd'"
 		fails=$((fails + 1))
 	fi
 done
