@@ -303,7 +303,7 @@ GMEM_API int gmem_host_copy_in(struct gmem_mm *mm, struct gmem_file *file,
  *
  * The view maps the file's memory in this process and registers it with
  * userfaultfd (minor and missing faults), served by a handler thread of
- * the view's own.  A page's first access traps into gmem's fault path, as
+ * the view's own (gmem_mm_view_opts(): pinned to a CPU, or none).  A page's first access traps into gmem's fault path, as
  * gmem_fault() through @mm: a shared page is mapped (a host page-table
  * entry of @mm, counted in host_ptes, a reference and a mapcount on its
  * folio) and a hole gets memory; a private or poisoned page, or a hole

@@ -16,7 +16,11 @@
  * off for minor-registered VMAs, so no page is ever mapped without a
  * fault reaching the handler.
  *
- * One handler thread per view reads its faults in order and resolves each
+ * One server per view reads its faults in order: the view's handler
+ * thread (pinned to a CPU if gmem_mm_view_opts() asked), or with
+ * GMEM_VIEW_SELF_SERVE no thread of gmem's: the caller polls the
+ * userfaultfd (gmem_view_fd()) and serves on its own thread
+ * (gmem_view_serve()).  The server resolves each fault
  * through host_fault_locked() (the checks of gmem_fault(): shared, not
  * poisoned, inside the file; a hole gets memory; the software PTE is
  * installed, so host_ptes, refcount and mapcount count the real mapping).
@@ -43,6 +47,12 @@
  * of the range.  A conversion to shared drops the markers of its range
  * (views_unmark()), so the next access traps again.  gmem_check() reads
  * /proc/self/pagemap to verify the subset against the MMU (views_ok()).
+ *
+ * A view ends with its file's close (view_detach(), views_reap()) or with
+ * gmem_mm_unview(): the range is unmapped under the invalidate lock held
+ * exclusively, then, with no lock held (the server may be waiting for the
+ * invalidate lock), the server is stopped (view_free()) and only then is
+ * the userfaultfd closed.
  *
  * Only plain-memfd pools with huge-page policies have views: a hugetlbfs
  * mapping can be zapped only whole huge pages at a time (MADV_DONTNEED on
