@@ -102,6 +102,18 @@
  *                             aggregates (wall time / operations of both);
  *                             its ratio is throughput, 2t over 1t (2.0 is
  *                             perfect scaling).  Target: >= 1.8.
+ *   view.first-touch.4k.same-cpu / .other-cpu
+ *                             the first write to each of the 512 pages of
+ *                             a 2 MiB huge page through a view
+ *                             (gmem_mm_view_opts(), memfd backing): a
+ *                             userfaultfd minor fault that the view's
+ *                             handler thread resolves (gmem's fault path,
+ *                             UFFDIO_CONTINUE), the handler pinned to the
+ *                             toucher's CPU or to the second CPU.  Between
+ *                             samples (untimed) the huge page goes private
+ *                             and back, zapping every entry.  Anchor:
+ *                             k.refault.4k, measured again in the group
+ *                             when --filter leaves the anchor out.
  *
  * Usage: bench [--quick] [--json] [--filter SUBSTR]
  *   --quick    few runs (a smoke test; a few seconds)
@@ -1233,6 +1245,113 @@ static void bench_pin_all(void)
 	bench_pin1(GMEM_POLICY_B_EAGER);
 }
 
+/* ------------------------------------------------- view: first touch */
+
+/* The kernel's refault of each of 512 memfd pages zapped just before
+ * (k.refault.4k), measured here too, for a ratio even when --filter
+ * leaves the anchor's own group out. */
+static double refault_local(void)
+{
+	double *s = samples_alloc(opt.bruns), ns;
+	volatile uint8_t *v;
+	uint8_t *p;
+	int fd;
+
+	p = memfd_2m(&fd);
+	v = p;
+	for (unsigned int r = 0; r < opt.warm + opt.bruns; r++) {
+		uint64_t t0;
+
+		S(madvise(p, 2U << 20, MADV_DONTNEED));
+		t0 = now_ns();
+		for (unsigned int i = 0; i < PTRS; i++)
+			v[i * PG] = (uint8_t)r;
+		if (r >= opt.warm)
+			s[r - opt.warm] = (double)(now_ns() - t0) / PTRS;
+	}
+	ns = median(s, opt.bruns);
+	memfd_2m_free(fd, p);
+	free(s);
+	return ns;
+}
+
+/*
+ * First touch through a view (gmem_mm_view_opts()) whose handler thread
+ * runs on @cpu, from this thread (on opt.cpu[0]): each of the 512 pages
+ * of a 2 MiB huge page written once, every write a userfaultfd minor
+ * fault resolved by the handler (gmem's fault path, UFFDIO_CONTINUE).
+ * Between samples (untimed) the huge page goes private and back, which
+ * zaps gmem's entries and the view's real ones.
+ */
+static void bench_view_touch(const char *name, int cpu, double anchor_ns)
+{
+	double *s = samples_alloc(opt.bruns);
+	volatile uint8_t *v;
+	struct gmem_stats st;
+	struct result *r;
+	struct gctx c;
+	void *a;
+	int ret;
+
+	gctx_init(&c, GMEM_2M, 1, GMEM_BACKING_MEMFD, GMEM_POLICY_B_LAZY);
+	ret = gmem_mm_view_opts(c.mm, c.file, 0, cpu, &a);
+	if (ret == -ENOSYS || ret == -EPERM || ret == -EOPNOTSUPP) {
+		info("%s skipped: no userfaultfd for a view (%s)", name,
+		     gmem_errno_name(ret));
+		gctx_fini(&c);
+		free(s);
+		return;
+	}
+	G(ret);
+	v = a;
+	for (unsigned int r = 0; r < opt.warm + opt.bruns; r++) {
+		uint64_t t0;
+
+		G(gmem_convert(c.file, 0, GMEM_2M, GMEM_PRIVATE, 0, 0, NULL));
+		G(gmem_convert(c.file, 0, GMEM_2M, GMEM_SHARED, 0, 0, NULL));
+		t0 = now_ns();
+		for (unsigned int i = 0; i < PTRS; i++)
+			v[i * PG] = (uint8_t)r;
+		if (r >= opt.warm)
+			s[r - opt.warm] = (double)(now_ns() - t0) / PTRS;
+		file_stats(&c, &st);
+		if (st.host_ptes != PTRS)
+			die("%s: %llu host entries after touching 512 pages",
+			    name, (unsigned long long)st.host_ptes);
+	}
+	r = report(name, s, opt.bruns, PTRS, "k.refault.4k");
+	r->anchor_ns = anchor_ns;
+	snprintf(r->note, sizeof(r->note),
+		 "handler on CPU %d, toucher on CPU %d; memfd", cpu,
+		 opt.cpu[0]);
+	G(gmem_mm_unview(c.mm, c.file));
+	gctx_fini(&c);
+	free(s);
+}
+
+static void bench_view_all(void)
+{
+	const char *same = "view.first-touch.4k.same-cpu";
+	const char *other = "view.first-touch.4k.other-cpu";
+	double anchor;
+
+	if (opt.cpu[0] < 0) {
+		info("view first touch skipped: no CPU to pin to");
+		return;
+	}
+	anchor = refault_local();
+	info("view first touch: k.refault.4k measured again here: %.1f ns",
+	     anchor);
+	if (wanted(same))
+		bench_view_touch(same, opt.cpu[0], anchor);
+	if (!wanted(other))
+		return;
+	if (opt.cpu[1] < 0)
+		info("%s skipped: one CPU only", other);
+	else
+		bench_view_touch(other, opt.cpu[1], anchor);
+}
+
 /* ---------------------------------------------------------------- main */
 
 struct group {
@@ -1264,6 +1383,8 @@ static const struct group groups[] = {
 	  { "pin+unpin.4k.b-lazy.2M.1t", "pin+unpin.4k.b-eager.2M.1t" } },
 	{ "gmem: 2-thread scaling", bench_scale_all,
 	  { "scale.pin+unpin", "scale.fault", "scale.host-read" } },
+	{ "gmem: view first touch", bench_view_all,
+	  { "view.first-touch.4k.same-cpu", "view.first-touch.4k.other-cpu" } },
 };
 
 static bool group_wanted(const struct group *g)

@@ -413,22 +413,23 @@ GMEM_API int gmem_host_copy_in(struct gmem_mm *mm, struct gmem_file *file,
  *
  * The view maps the file's memory in this process and registers it with
  * userfaultfd (minor and missing faults), served by a handler thread of
- * the view's own.  A page's first access traps into gmem's fault path, as
+ * the view's own (gmem_mm_view_opts(): pinned to a CPU, or none).  A page's first access traps into gmem's fault path, as
  * gmem_fault() through @mm: a shared page is mapped (a host page-table
  * entry of @mm, counted in host_ptes, a reference and a mapcount on its
  * folio) and a hole gets memory; a private or poisoned page, or a hole
- * without memory, gives the thread SIGBUS (si_addr the page), as a
- * private guest_memfd page does.  While a conversion, punch or poison
+ * without memory, gives the thread SIGBUS (si_code BUS_MCEERR_AR, si_addr
+ * the byte the access faulted on, not its page: round it down to 4 KiB),
+ * as a private guest_memfd page does.  While a conversion, punch or poison
  * holds the file's invalidate lock the faulting thread waits in the
  * kernel until it is done.  Every zap of @mm's entries (conversion to
  * private, punch, poison, close) zaps the view's real entries with them;
  * a conversion to shared lets the pages trap again.
  *
- * The view lives until @file is closed (or the pool destroyed): then it is
- * unmapped and its thread stopped; a later access gets SIGSEGV.  Do not
- * munmap, mremap or mprotect it, and do not pass pointers into it to gmem
- * calls on @file (the call would wait for itself).  A child of fork()
- * does not inherit it (MADV_DONTFORK).
+ * The view lives until gmem_mm_unview(), or until @file is closed (or the
+ * pool destroyed): then it is unmapped and its thread stopped; a later
+ * access gets SIGSEGV.  Do not munmap, mremap or mprotect it, and do not
+ * pass pointers into it to gmem calls on @file (the call would wait for
+ * itself).  A child of fork() does not inherit it (MADV_DONTFORK).
  *
  * Needs userfaultfd with UFFD_FEATURE_MINOR_SHMEM and UFFDIO_POISON
  * (Linux 6.6), and the right to use it: root (CAP_SYS_PTRACE) or
@@ -445,6 +446,96 @@ GMEM_API int gmem_host_copy_in(struct gmem_mm *mm, struct gmem_file *file,
  */
 GMEM_API int gmem_mm_view(struct gmem_mm *mm, struct gmem_file *file,
 			  void **addr);
+
+/* gmem_mm_view_opts() flags */
+#define GMEM_VIEW_SELF_SERVE	(1U << 0)	/* no handler thread */
+
+/**
+ * gmem_mm_view_opts() - gmem_mm_view() with a choice of who serves faults.
+ * @flags: 0, or GMEM_VIEW_SELF_SERVE: the view has no handler thread; its
+ *         faults wait until some thread calls gmem_view_serve().
+ * @cpu: the CPU the handler thread runs on (its affinity), or -1 for the
+ *       process's mask; -1 with GMEM_VIEW_SELF_SERVE.
+ *
+ * Where faults are served is most of a first touch's cost: a handler on
+ * the toucher's CPU answers in microseconds, one that must wake another
+ * CPU takes the wake-up's latency (RESULTS.md in the documentation
+ * directory has figures).  A VMM that knows where its vCPU and device
+ * threads run pins the handler there, or serves faults from its own event
+ * loop (GMEM_VIEW_SELF_SERVE, gmem_view_fd()).
+ *
+ * With GMEM_VIEW_SELF_SERVE a thread that touches the view waits in the
+ * kernel until its fault is served: the thread that calls
+ * gmem_view_serve() must never touch the view itself (it would wait for
+ * itself), and some thread must serve for as long as others touch it.
+ *
+ * Context: as gmem_mm_view().
+ * Return: as gmem_mm_view(); -EINVAL also for unknown @flags, @cpu below
+ * -1 or past CPU_SETSIZE, @cpu with GMEM_VIEW_SELF_SERVE, or a @cpu this
+ * process may not run on.
+ */
+GMEM_API int gmem_mm_view_opts(struct gmem_mm *mm, struct gmem_file *file,
+			       unsigned int flags, int cpu, void **addr);
+
+/**
+ * gmem_mm_unview() - tear down @mm's view of @file.
+ *
+ * Unmaps the view and stops its server: the handler thread is joined, or
+ * the gmem_view_serve() calls in progress return (-ENOENT if they were
+ * waiting); the view's descriptor (gmem_view_fd()) is closed.  A thread
+ * waiting in a fault on the view wakes and gets SIGSEGV, as does every
+ * later access; @mm's host entries stay (they are @mm's, as gmem_fault()
+ * made them).  A new view of @file through @mm may then be made; it
+ * usually lies elsewhere.
+ *
+ * Context: takes the invalidate lock exclusively (waits for conversions,
+ * faults being served), then waits for the server with no lock held; may
+ * sleep.  Not from the view's own server (a gmem_view_serve() caller
+ * whose call is in progress cannot be inside it anyway).
+ * Return: 0; -EINVAL (a NULL argument, or @mm and @file of two pools);
+ * -EBADF (@file closed, its views gone with it, or @mm destroyed);
+ * -ENOENT (@mm has no view of @file, or does not map it).
+ */
+GMEM_API int gmem_mm_unview(struct gmem_mm *mm, struct gmem_file *file);
+
+/**
+ * gmem_view_fd() - the userfaultfd of @mm's self-served view of @file.
+ *
+ * For an event loop: poll() it for POLLIN and call gmem_view_serve() with
+ * a timeout of 0 when it is readable.  Do not read, close or ioctl() it.
+ * It stays open until gmem_mm_unview() or the file's close: take it out
+ * of the poll set first.  Non-blocking (O_NONBLOCK), close-on-exec.
+ *
+ * Context: takes the invalidate lock shared and the file lock, briefly.
+ * Return: the descriptor (>= 0); -EINVAL (a NULL argument, @mm and @file
+ * of two pools, or a view with a handler thread, which owns the
+ * descriptor); -EBADF; -ENOENT (no view).
+ */
+GMEM_API int gmem_view_fd(struct gmem_mm *mm, struct gmem_file *file);
+
+/**
+ * gmem_view_serve() - serve the faults of @mm's self-served view of @file
+ * on the calling thread.
+ * @timeout_ms: how long to wait for a fault (0: not at all; negative:
+ *              until one comes or the view is torn down).
+ *
+ * Waits up to @timeout_ms for the view's descriptor to be readable, then
+ * reads every fault pending and resolves each as the handler thread of a
+ * gmem_mm_view() would (the page mapped, or SIGBUS for the faulting
+ * thread), in the order they came.  Calls on one view from several threads
+ * serve one at a time.
+ *
+ * Context: the calling thread must not touch the view (it would wait for
+ * itself); waits without a lock, then takes the invalidate lock shared
+ * and the file lock per fault (a fault waits for a conversion in
+ * progress); may sleep.
+ * Return: the number of faults served (0 after the timeout); -EINVAL (a
+ * NULL argument, @mm and @file of two pools, or a view with a handler
+ * thread); -EBADF; -ENOENT (no view, or it was torn down during the
+ * wait); -EINTR (a signal during the wait).
+ */
+GMEM_API int gmem_view_serve(struct gmem_mm *mm, struct gmem_file *file,
+			     int timeout_ms);
 
 /* ---------------------------------------------------------------- pins */
 

@@ -16,7 +16,11 @@
  * off for minor-registered VMAs, so no page is ever mapped without a
  * fault reaching the handler.
  *
- * One handler thread per view reads its faults in order and resolves each
+ * One server per view reads its faults in order: the view's handler
+ * thread (pinned to a CPU if gmem_mm_view_opts() asked), or with
+ * GMEM_VIEW_SELF_SERVE no thread of gmem's: the caller polls the
+ * userfaultfd (gmem_view_fd()) and serves on its own thread
+ * (gmem_view_serve()).  The server resolves each fault
  * through host_fault_locked() (the checks of gmem_fault(): shared, not
  * poisoned, inside the file; a hole gets memory; the software PTE is
  * installed, so host_ptes, refcount and mapcount count the real mapping).
@@ -44,6 +48,12 @@
  * (views_unmark()), so the next access traps again.  gmem_check() reads
  * /proc/self/pagemap to verify the subset against the MMU (views_ok()).
  *
+ * A view ends with its file's close (view_detach(), views_reap()) or with
+ * gmem_mm_unview(): the range is unmapped under the invalidate lock held
+ * exclusively, then, with no lock held (the server may be waiting for the
+ * invalidate lock), the server is stopped (view_free()) and only then is
+ * the userfaultfd closed.
+ *
  * Only plain-memfd pools with huge-page policies have views: a hugetlbfs
  * mapping can be zapped only whole huge pages at a time (MADV_DONTNEED on
  * part of one fails), so a 4K conversion could not unmap the page; policy
@@ -51,7 +61,10 @@
  * VMA per page, past vm.max_map_count (65530) at 256 MiB of file.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -99,11 +112,18 @@ struct uffdio_poison {
  * struct gview - one mapping's real view of its file.
  *
  * Set up before the handler starts and constant after: @file, @base,
- * @size, @uffd, @trap_fd, @stop_fd, @thread.  Under the file lock: @vma
- * (NULL once the file closed and the range is unmapped), @slot_pfn,
- * @marked, @nr_marked, @next_dead.  The range's real PTEs are changed
- * only by the handler (CONTINUE, POISON, remaps) and by zaps, both with
- * the file lock held.
+ * @size, @uffd, @trap_fd, @stop_fd, @thread, @started, @self_serve.
+ * Under the file lock: @vma (NULL once the view is torn down and the
+ * range unmapped), @slot_pfn, @marked, @nr_marked, @next_dead, @servers.
+ * The range's real PTEs are changed only by the server (CONTINUE,
+ * POISON, remaps) and by zaps, both with the file lock held.
+ *
+ * The server is the handler thread, or with @self_serve the callers of
+ * gmem_view_serve(), one at a time under @serve_lock.  Lock order:
+ * @serve_lock, then the invalidate lock, then the file lock; nothing
+ * else takes @serve_lock.  @servers counts the gmem_view_serve() calls
+ * that hold a pointer to the view; view_free() waits on @idle (with the
+ * file lock) until it drops to 0.
  */
 struct gview {
 	struct gfile *file;
@@ -112,14 +132,19 @@ struct gview {
 	uint64_t size;
 	int uffd;
 	int trap_fd;			/* sparse memfd of @size: holes */
-	int stop_fd;			/* eventfd: the handler exits */
+	int stop_fd;			/* eventfd: the server stops */
 	pthread_t thread;
-	bool started;
+	bool started;			/* @thread runs */
+	bool self_serve;		/* no thread: gmem_view_serve() */
+	bool sync_init;			/* @serve_lock and @idle initialized */
+	unsigned int servers;		/* file lock: gmem_view_serve() inside */
+	pthread_cond_t idle;		/* with the file lock: @servers is 0 */
+	pthread_mutex_t serve_lock;	/* one server at a time (self-serve) */
 	uint64_t *slot_pfn;		/* per huge page: frame mapped + 1; 0 trap */
 	uint64_t *marked;		/* pages with a poison marker */
 	uint64_t nr_marked;
 	struct gview *next_dead;	/* file->dead_views */
-	/* handler thread only: faults read during a slot's replacement,
+	/* the server only: faults read during a slot's replacement,
 	 * resolved after it; @wake_all when more came than fit */
 	uint64_t deferred[VIEW_DEFERRED];
 	unsigned int nr_deferred;
@@ -203,7 +228,7 @@ static void view_dontneed(struct gview *w, uint64_t lo, uint64_t hi)
 
 static uint8_t *reserve(uint64_t size, uint64_t align);
 
-/* Remember a fault read while a slot is replaced, for view_main(). */
+/* Remember a fault read while a slot is replaced, for the server. */
 static void view_defer(struct gview *w, uint64_t addr)
 {
 	if (w->nr_deferred < VIEW_DEFERRED)
@@ -247,8 +272,8 @@ static void *view_mover(void *arg)
  * thread touching @a meanwhile meets the old mapping or the new one,
  * registered either way (the move keeps the registration: EVENT_REMAP),
  * never an unregistered or inaccessible one.  Faults read while the
- * mover waits for its event are deferred to view_main().
- * Context: the handler thread; invalidate lock shared, file lock.
+ * mover waits for its event are deferred to view_serve_pending().
+ * Context: the server; invalidate lock shared, file lock.
  */
 static int view_remap(struct gview *w, uint8_t *a, uint64_t len, int fd,
 		      uint64_t off)
@@ -431,23 +456,18 @@ out:
 	invalidate_unlock_shared(f);
 }
 
-/* The handler thread: one per view, faults in the order they come. */
-static void *view_main(void *arg)
+/*
+ * Read the faults pending on the view's userfaultfd (non-blocking) and
+ * resolve them in the order they came.  Return: the faults read.
+ * Context: the server (the handler thread, or @serve_lock held); no lock.
+ */
+static unsigned int view_serve_pending(struct gview *w)
 {
-	struct gview *w = arg;
-	struct pollfd pfd[2] = {
-		{ .fd = w->uffd, .events = POLLIN },
-		{ .fd = w->stop_fd, .events = POLLIN },
-	};
 	struct uffd_msg msg[16];
+	unsigned int nr = 0;
+	ssize_t n;
 
-	for (;;) {
-		ssize_t n;
-
-		if (poll(pfd, 2, -1) < 0)
-			continue;	/* EINTR; ENOMEM passes */
-		if (pfd[1].revents)
-			break;
+	do {
 		n = read(w->uffd, msg, sizeof(msg));
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
@@ -456,6 +476,7 @@ static void *view_main(void *arg)
 		/* in order; a fault may replace a slot and defer more */
 		for (unsigned int i = 0; i < w->nr_deferred; i++)
 			view_fault(w, w->deferred[i]);
+		nr += w->nr_deferred;
 		w->nr_deferred = 0;
 		if (w->wake_all) {
 			struct uffdio_range r = {
@@ -464,6 +485,25 @@ static void *view_main(void *arg)
 			w->wake_all = false;
 			ioctl(w->uffd, UFFDIO_WAKE, &r);
 		}
+	} while (n == (ssize_t)sizeof(msg));	/* maybe more queued */
+	return nr;
+}
+
+/* The handler thread: one per view, faults in the order they come. */
+static void *view_main(void *arg)
+{
+	struct gview *w = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = w->uffd, .events = POLLIN },
+		{ .fd = w->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			continue;	/* EINTR; ENOMEM passes */
+		if (pfd[1].revents)
+			break;
+		view_serve_pending(w);
 	}
 	return NULL;
 }
@@ -520,17 +560,44 @@ void view_detach(struct gfile *f, struct gvma *v)
 	f->dead_views = w;
 }
 
-/* Stop the handler, close the descriptors, free.  Context: no lock. */
+static void view_release(struct gview *w);
+
+/*
+ * Stop the server (the handler thread, or wait for gmem_view_serve()
+ * calls inside), close the descriptors, free.
+ * Context: no lock; the view is unmapped and detached (@vma NULL).
+ */
 static void view_free(struct gview *w)
 {
 	uint64_t one = 1;
 
-	if (w->started) {
-		/* cannot fail: one write to a fresh eventfd */
+	if (w->stop_fd >= 0) {
+		/* cannot fail: one write to a fresh eventfd, never read: it
+		 * stays readable for every server's poll() */
 		ssize_t n = write(w->stop_fd, &one, sizeof(one));
 
 		GM_WARN_ON_ONCE(n != (ssize_t)sizeof(one));
+	}
+	if (w->started)
 		pthread_join(w->thread, NULL);
+	if (w->self_serve) {
+		pthread_mutex_lock(&w->file->lock);
+		while (w->servers)
+			pthread_cond_wait(&w->idle, &w->file->lock);
+		pthread_mutex_unlock(&w->file->lock);
+	}
+	view_release(w);
+}
+
+/*
+ * Close the descriptors and free: a view with no server left (or never
+ * started).  Context: any; takes no lock.
+ */
+static void view_release(struct gview *w)
+{
+	if (w->sync_init) {
+		pthread_cond_destroy(&w->idle);
+		pthread_mutex_destroy(&w->serve_lock);
 	}
 	/* After the munmap: closing the uffd first would unregister the
 	 * range and let accesses map the memory directly.  Threads still
@@ -541,8 +608,12 @@ static void view_free(struct gview *w)
 		close(w->trap_fd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
-	gmem_free(w->marked, bitmap_words(w->file->nr_pages) * sizeof(uint64_t));
-	gmem_free(w->slot_pfn, w->file->nr_huge * sizeof(uint64_t));
+	/* sizes from the view's own @size: the file may be closed and its
+	 * struct reused by now (gmem_mm_unview() frees with no lock) */
+	gmem_free(w->marked, bitmap_words(w->size >> PAGE_SHIFT) *
+			     sizeof(uint64_t));
+	gmem_free(w->slot_pfn, w->size / w->file->pool->page_size *
+			       sizeof(uint64_t));
 	gmem_free(w, sizeof(*w));
 }
 
@@ -613,10 +684,12 @@ static uint8_t *reserve(uint64_t size, uint64_t align)
  * registered, and the handler thread.  All or nothing.
  * Context: invalidate lock shared, file lock (f->huge[] holds still).
  */
-static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
+static int view_create(struct gfile *f, struct gvma *v, unsigned int flags,
+		       int cpu, struct gview **out)
 {
 	struct gpool *p = f->pool;
 	struct gview *w;
+	pthread_attr_t attr;
 	sigset_t all, old;
 	int ret = -ENOMEM;
 
@@ -627,6 +700,17 @@ static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
 	w->vma = v;
 	w->size = f->size;
 	w->uffd = w->trap_fd = w->stop_fd = -1;
+	w->self_serve = flags & GMEM_VIEW_SELF_SERVE;
+	if (pthread_mutex_init(&w->serve_lock, NULL)) {
+		gmem_free(w, sizeof(*w));
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&w->idle, NULL)) {
+		pthread_mutex_destroy(&w->serve_lock);
+		gmem_free(w, sizeof(*w));
+		return -ENOMEM;
+	}
+	w->sync_init = true;
 	w->slot_pfn = gmem_alloc(f->nr_huge * sizeof(uint64_t));
 	w->marked = gmem_alloc(bitmap_words(f->nr_pages) * sizeof(uint64_t));
 	if (!w->slot_pfn || !w->marked)
@@ -652,11 +736,29 @@ static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
 	if (ret)
 		goto err_unmap;
 
+	if (w->self_serve) {
+		*out = w;
+		return 0;
+	}
+	if (pthread_attr_init(&attr)) {
+		ret = -ENOMEM;
+		goto err_unmap;
+	}
+	if (cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		ret = -pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
 	/* The handler takes no signal meant for the application. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&w->thread, NULL, view_main, w);
+	/* EINVAL: @cpu is not one this process may run on */
+	if (!ret)
+		ret = -pthread_create(&w->thread, &attr, view_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (ret)
 		goto err_unmap;
 	w->started = true;
@@ -666,18 +768,21 @@ static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
 err_unmap:
 	munmap(w->base, f->size);
 err:
-	view_free(w);
+	view_release(w);	/* no server ever ran: nothing to stop */
 	return ret;
 }
 
-int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
+int gmem_mm_view_opts(struct gmem_mm *mmp, struct gmem_file *file,
+		      unsigned int flags, int cpu, void **addr)
 {
 	struct gfile *f = to_file(file);
 	struct gview *w;
 	struct gvma *v;
 	int ret;
 
-	if (!mmp || !file || !addr || to_mm(mmp)->pool != f->pool)
+	if (!mmp || !file || !addr || to_mm(mmp)->pool != f->pool ||
+	    (flags & ~GMEM_VIEW_SELF_SERVE) || cpu < -1 ||
+	    cpu >= CPU_SETSIZE || ((flags & GMEM_VIEW_SELF_SERVE) && cpu >= 0))
 		return -EINVAL;
 	if (!mm_handle_live(mmp))
 		return -EBADF;
@@ -696,7 +801,7 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 	else if (v->view)
 		ret = -EEXIST;
 	else
-		ret = view_create(f, v, &w);
+		ret = view_create(f, v, flags, cpu, &w);
 	if (!ret) {
 		v->view = w;
 		*addr = w->base;
@@ -704,6 +809,133 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 	pthread_mutex_unlock(&f->lock);
 out:
 	invalidate_unlock_shared(f);
+	return ret;
+}
+
+int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
+{
+	return gmem_mm_view_opts(mmp, file, 0, -1, addr);
+}
+
+/* ------------------------------------------------------------ teardown */
+
+int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+	struct gview *w = NULL;
+	struct gvma *v;
+	int ret;
+
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
+		return -EINVAL;
+	if (!mm_handle_live(mmp))
+		return -EBADF;
+	/* exclusive: no zap, conversion or fault runs on the view */
+	ret = file_enter(f, handle_gen(file));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	v = vma_lookup(f, mmp);
+	if (!v || !v->view) {
+		ret = -ENOENT;
+	} else {
+		w = v->view;
+		/* before the uffd closes (view_free()): see there */
+		munmap(w->base, w->size);
+		w->vma = NULL;
+		v->view = NULL;
+	}
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+	/* no lock: the server may be waiting for the invalidate lock */
+	if (w)
+		view_free(w);
+	return ret;
+}
+
+/* ------------------------------------------------------ serving faults */
+
+/*
+ * Find @mmp's self-served view of @file and count the caller as one of
+ * its servers (view_put() undoes it).
+ * Context: takes the invalidate lock shared and the file lock, briefly.
+ */
+static int view_get(struct gmem_mm *mmp, struct gmem_file *file,
+		    struct gview **out)
+{
+	struct gfile *f = to_file(file);
+	struct gvma *v;
+	int ret;
+
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
+		return -EINVAL;
+	if (!mm_handle_live(mmp))
+		return -EBADF;
+	ret = file_enter_shared(f, handle_gen(file));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	v = vma_lookup(f, mmp);
+	if (!v || !v->view) {
+		ret = -ENOENT;
+	} else if (!v->view->self_serve) {
+		ret = -EINVAL;		/* its handler thread owns the fd */
+	} else {
+		v->view->servers++;
+		*out = v->view;
+	}
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock_shared(f);
+	return ret;
+}
+
+static void view_put(struct gview *w)
+{
+	pthread_mutex_lock(&w->file->lock);
+	if (!--w->servers)
+		pthread_cond_broadcast(&w->idle);
+	pthread_mutex_unlock(&w->file->lock);
+}
+
+int gmem_view_fd(struct gmem_mm *mmp, struct gmem_file *file)
+{
+	struct gview *w;
+	int ret = view_get(mmp, file, &w);
+
+	if (ret)
+		return ret;
+	ret = w->uffd;
+	view_put(w);
+	return ret;
+}
+
+int gmem_view_serve(struct gmem_mm *mmp, struct gmem_file *file,
+		    int timeout_ms)
+{
+	struct gview *w;
+	struct pollfd pfd[2];
+	int ret = view_get(mmp, file, &w);
+
+	if (ret)
+		return ret;
+	pfd[0] = (struct pollfd){ .fd = w->uffd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = w->stop_fd, .events = POLLIN };
+	ret = poll(pfd, 2, timeout_ms < 0 ? -1 : timeout_ms);
+	if (ret < 0) {
+		ret = -errno;		/* EINTR: a signal; ENOMEM */
+	} else if (pfd[1].revents) {
+		ret = -ENOENT;		/* torn down while waiting */
+	} else {
+		/* serve what is pending even after a timeout: poll() said
+		 * nothing, but a fault may have come since */
+		unsigned int nr;
+
+		pthread_mutex_lock(&w->serve_lock);
+		nr = view_serve_pending(w);
+		pthread_mutex_unlock(&w->serve_lock);
+		ret = (int)MIN(nr, (unsigned int)INT_MAX);
+	}
+	view_put(w);
 	return ret;
 }
 

@@ -11,7 +11,13 @@
  * - an access during a conversion of its range waits in the kernel until
  *   the conversion is over, then gets what the conversion decided;
  * - private -> shared makes the page accessible again, content kept;
- * - punch, close and every errno; every failure point of view creation.
+ * - punch, close and every errno; every failure point of view creation;
+ * - gmem_mm_unview(): the view goes (SIGSEGV after), a new one may come,
+ *   and a thousand views made and torn down leave no RSS, descriptor or
+ *   thread behind;
+ * - the handler pinned to a CPU (gmem_mm_view_opts()), and no handler at
+ *   all: faults served from a poll() loop (gmem_view_fd(),
+ *   gmem_view_serve()), a server waiting forever released by teardown.
  *
  * The whole program is skipped (exit 77) where this process cannot have a
  * userfaultfd with minor faults on shmem and UFFDIO_POISON.  gmem_check()
@@ -21,6 +27,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -29,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -869,6 +877,393 @@ static bool test_view_refcount_limit(void)
 	FINISH(pool);
 }
 
+/* ---------------------------------- (N) teardown, handler placement, serve */
+
+/* Threads of this process (/proc/self/task). */
+static int nr_tasks(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(UNDER_ASAN)
+/* sanitizer/allocator_interface.h, not installed with every compiler */
+void __sanitizer_purge_allocator(void);
+#define purge_allocator() __sanitizer_purge_allocator()
+#define UNDER_SAN 1
+#else
+#define purge_allocator() ((void)0)
+#define UNDER_SAN 0
+#endif
+
+/* Resident pages of this process (/proc/self/statm, second field).  Under
+ * ASan, its quarantine of freed blocks is emptied first: memory that a
+ * free() gave back is not a leak. */
+static long rss_pages(void)
+{
+	FILE *fp;
+	long size = -1, res = -1;
+
+	purge_allocator();
+	fp = fopen("/proc/self/statm", "r");
+	if (!fp)
+		return -1;
+	if (fscanf(fp, "%ld %ld", &size, &res) != 2)
+		res = -1;
+	fclose(fp);
+	return res;
+}
+
+/*
+ * Whether the access at @p gets SIGSEGV (the view is gone), in a child:
+ * a fault on an unmapped address cannot be caught and resumed here.
+ */
+static bool segv_in_child(volatile uint8_t *p)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		(void)*p;
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return false;
+	return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+}
+
+static bool test_view_unview(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	struct gmem_stats s;
+	uint8_t *view, v = 0x3d;
+	void *at, *a = NULL;
+	int fds0, tasks0 = nr_tasks();
+
+	if (!setup(MB2, 1, GMEM_POLICY_B_LAZY, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	fds0 = nr_fds();
+	CHECK_EQ(gmem_mm_view(mm, f, &a), 0);
+	view = a;
+	CHECK_EQ(nr_tasks(), tasks0 + 1);	/* the handler */
+	CHECK_EQ(touch_in_thread(view, PG(4) + 7, true, &v, &at), 0);
+	CHECK_EQ(gmem_mm_unview(NULL, f), -EINVAL);
+	CHECK_EQ(gmem_mm_unview(mm, NULL), -EINVAL);
+	CHECK_EQ(gmem_mm_unview(mm, f), 0);
+	CHECK(!is_mapped(view, MB2));
+	CHECK(segv_in_child(view + PG(4)));
+	CHECK_EQ(nr_tasks(), tasks0);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_EQ(gmem_mm_unview(mm, f), -ENOENT);
+	/* the entry the view made is @mm's and stays; the bytes too */
+	STATS(pool, f, &s);
+	CHECK_EQ(s.host_ptes, 1);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_host_read(mm, f, PG(4) + 7, &v), 0);
+	CHECK_EQ(v, 0x3d);
+
+	/* a new view shows the same bytes */
+	CHECK_EQ(gmem_mm_view(mm, f, &a), 0);
+	view = a;
+	CHECK_EQ(touch_in_thread(view, PG(4) + 7, false, &v, &at), 0);
+	CHECK_EQ(v, 0x3d);
+	CHECK_EQ(gmem_mm_view(mm, f, &a), -EEXIST);
+	CHECK_EQ(gmem_file_close(f), 0);
+	CHECK_EQ(gmem_mm_unview(mm, f), -EBADF);
+	CHECK(!is_mapped(view, MB2));
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_EQ(nr_tasks(), tasks0);
+	FINISH(pool);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* One view made, touched (a fault served), torn down. */
+static bool view_cycle(struct gmem_mm *mm, struct gmem_file *f, unsigned int i)
+{
+	uint8_t v = (uint8_t)i;
+	void *a;
+
+	CHECK_EQ(gmem_mm_view(mm, f, &a), 0);
+	((volatile uint8_t *)a)[PG(i % 512) + 1] = v;
+	CHECK_EQ(gmem_mm_unview(mm, f), 0);
+	return true;
+}
+
+static bool test_view_unview_loop(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	long rss0, rss1, threads_rss;
+	int fds0, tasks0;
+
+	if (!setup(MB2, 1, GMEM_POLICY_B_LAZY, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	/* warm-up: every page of the file in memory and in this process's
+	 * RSS, the allocator's arenas, thread stacks, page tables */
+	for (unsigned int pg = 0; pg < 512; pg++)
+		CHECK_EQ(gmem_host_write(mm, f, PG(pg), 1), 0);
+	for (unsigned int i = 0; i < 50; i++)
+		if (!view_cycle(mm, f, i))
+			return false;
+	/* ASan's bookkeeping of threads grows by about 1.4 KiB a thread over
+	 * its first thousand, then much less: past that before measuring */
+	for (unsigned int i = 0; i < 1000 && UNDER_SAN; i++) {
+		pthread_t t;
+
+		CHECK_EQ(pthread_create(&t, NULL, nothing, NULL), 0);
+		pthread_join(t, NULL);
+	}
+	rss0 = rss_pages();
+	fds0 = nr_fds();
+	tasks0 = nr_tasks();
+	for (unsigned int i = 0; i < 1000; i++)
+		if (!view_cycle(mm, f, i))
+			return false;
+	rss1 = rss_pages();
+	CHECK(rss0 > 0 && rss1 > 0);
+	/* and what it still grows by: as many bare threads show how much,
+	 * added to the slack */
+	threads_rss = rss1;
+	for (unsigned int i = 0; i < 1000 && UNDER_SAN; i++) {
+		pthread_t t;
+
+		CHECK_EQ(pthread_create(&t, NULL, nothing, NULL), 0);
+		pthread_join(t, NULL);
+	}
+	threads_rss = rss_pages() - threads_rss;
+	/* slack: 1 MiB (about a page per view would show) */
+	if (getenv("GMEM_TEST_VERBOSE") || rss1 > rss0 + threads_rss + 256)
+		printf("RSS %ld -> %ld pages over 1000 views (threads alone: +%ld)\n",
+		       rss0, rss1, threads_rss);
+	CHECK(rss1 <= rss0 + threads_rss + 256);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_EQ(nr_tasks(), tasks0);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
+/* The CPUs thread @tid may run on, as /proc shows them ("3", "0-1"). */
+static bool task_cpus(long tid, char *buf, size_t len)
+{
+	char path[64], line[256];
+	bool ok = false;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+	fp = fopen(path, "r");
+	if (!fp)
+		return false;
+	while (fgets(line, sizeof(line), fp))
+		if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+			snprintf(buf, len, "%s", line + 18 + strspn(line + 18, " \t"));
+			buf[strcspn(buf, "\n")] = 0;
+			ok = true;
+		}
+	fclose(fp);
+	return ok;
+}
+
+/* The one thread in /proc/self/task whose id is not in @known. */
+static bool new_task(const long *known, int n, long *tid)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		long id = atol(e->d_name);
+		bool old = id <= 0;
+
+		for (int i = 0; i < n && !old; i++)
+			old = known[i] == id;
+		if (!old) {
+			*tid = id;
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static int list_tasks(long *ids, int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < max)
+		if (atol(e->d_name) > 0)
+			ids[n++] = atol(e->d_name);
+	closedir(d);
+	return n;
+}
+
+static bool test_view_handler_cpu(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	cpu_set_t set;
+	long ids[64];
+	char cpus[64], want[16];
+	long tid;
+	uint8_t v = 9;
+	void *a = NULL, *at;
+	int cpu = -1, absent = -1, n;
+
+	CHECK_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (CPU_ISSET(c, &set) && cpu < 0)
+			cpu = c;
+		if (!CPU_ISSET(c, &set))
+			absent = c;
+	}
+	if (!setup(MB2, 1, GMEM_POLICY_A, MB2, SHARED, &pool, &f, &mm))
+		return false;
+	CHECK_EQ(gmem_mm_view_opts(mm, f, 0, -2, &a), -EINVAL);
+	CHECK_EQ(gmem_mm_view_opts(mm, f, 0, CPU_SETSIZE, &a), -EINVAL);
+	CHECK_EQ(gmem_mm_view_opts(mm, f, 2, -1, &a), -EINVAL);
+	CHECK_EQ(gmem_mm_view_opts(mm, f, GMEM_VIEW_SELF_SERVE, cpu, &a), -EINVAL);
+	if (absent >= 0)	/* a CPU this process may not run on */
+		CHECK_EQ(gmem_mm_view_opts(mm, f, 0, absent, &a), -EINVAL);
+	CHECK(a == NULL);
+
+	n = list_tasks(ids, 64);
+	CHECK_EQ(gmem_mm_view_opts(mm, f, 0, cpu, &a), 0);
+	CHECK(new_task(ids, n, &tid));
+	CHECK(task_cpus(tid, cpus, sizeof(cpus)));
+	snprintf(want, sizeof(want), "%d", cpu);
+	CHECK(!strcmp(cpus, want));
+	CHECK_EQ(touch_in_thread(a, PG(3), true, &v, &at), 0);
+	CHECK_EQ(gmem_view_fd(mm, f), -EINVAL);	/* the handler's own */
+	CHECK_EQ(gmem_view_serve(mm, f, 0), -EINVAL);
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
+/* An event loop's thread: poll() the view's fd, serve what comes. */
+struct server {
+	struct gmem_mm *mm;
+	struct gmem_file *f;
+	int fd;
+	atomic_int stop;
+	int served, last;
+};
+
+static void *server_main(void *arg)
+{
+	struct server *sv = arg;
+
+	while (!atomic_load(&sv->stop)) {
+		struct pollfd pfd = { .fd = sv->fd, .events = POLLIN };
+		int ret;
+
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		ret = gmem_view_serve(sv->mm, sv->f, 0);
+		if (ret < 0) {
+			sv->last = ret;
+			break;
+		}
+		sv->served += ret;
+	}
+	return NULL;
+}
+
+/* Blocks in gmem_view_serve() until the view is torn down. */
+static void *waiter_main(void *arg)
+{
+	struct server *sv = arg;
+
+	sv->last = gmem_view_serve(sv->mm, sv->f, -1);
+	return NULL;
+}
+
+static bool test_view_self_serve(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	struct server sv = { 0 };
+	pthread_t th;
+	uint8_t *view, v = 0x6e;
+	void *a = NULL, *at;
+	int fds0, tasks0 = nr_tasks(), fd;
+	uint64_t t0;
+
+	/* two huge pages: the second a hole until the view touches it */
+	if (!setup(MB2, 2, GMEM_POLICY_B_EAGER, 2 * MB2, SHARED, &pool, &f, &mm))
+		return false;
+	fds0 = nr_fds();
+	CHECK_EQ(gmem_view_fd(mm, f), -ENOENT);
+	CHECK_EQ(gmem_view_serve(mm, f, 0), -ENOENT);
+	CHECK_EQ(gmem_view_serve(NULL, f, 0), -EINVAL);
+	CHECK_EQ(gmem_mm_view_opts(mm, f, GMEM_VIEW_SELF_SERVE, -1, &a), 0);
+	view = a;
+	CHECK_EQ(nr_tasks(), tasks0);		/* no handler thread */
+	fd = gmem_view_fd(mm, f);
+	CHECK(fd >= 0);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	t0 = now_ms();
+	CHECK_EQ(gmem_view_serve(mm, f, 20), 0);	/* nothing pending */
+	CHECK(now_ms() - t0 >= 15);
+
+	sv = (struct server){ .mm = mm, .f = f, .fd = fd };
+	CHECK_EQ(pthread_create(&th, NULL, server_main, &sv), 0);
+	CHECK_EQ(touch_in_thread(view, PG(5) + 3, true, &v, &at), 0);
+	CHECK_EQ(touch_in_thread(view, PG(512) + 9, true, &v, &at), 0);
+	CHECK_EQ(gmem_convert(f, PG(6), K4, GMEM_PRIVATE, 0, 0, NULL), 0);
+	CHECK_EQ(touch_in_thread(view, PG(6) + 0x45, false, &v, &at), 1);
+	CHECK(at == view + PG(6) + 0x45);	/* the byte, not the page */
+	CHECK_EQ(touch_in_thread(view, PG(5) + 3, false, &v, &at), 0);
+	CHECK_EQ(v, 0x6e);
+	atomic_store(&sv.stop, 1);
+	pthread_join(th, NULL);
+	CHECK_EQ(sv.last, 0);
+	CHECK(sv.served >= 3);		/* a retry may fault twice */
+	CHECK_EQ(gmem_host_read(mm, f, PG(512) + 9, &v), 0);
+	CHECK_EQ(v, 0x6e);
+	CHECK_INVARIANTS(pool);
+
+	/* a server waiting forever returns when the view goes */
+	sv.last = 1;
+	CHECK_EQ(pthread_create(&th, NULL, waiter_main, &sv), 0);
+	usleep(20000);
+	CHECK_EQ(gmem_mm_unview(mm, f), 0);
+	pthread_join(th, NULL);
+	CHECK(sv.last == -ENOENT || sv.last == 0);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK(!is_mapped(view, 2 * MB2));
+	CHECK_EQ(gmem_file_close(f), 0);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_EQ(nr_tasks(), tasks0);
+	FINISH(pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -885,6 +1280,10 @@ int main(void)
 		TEST(test_view_inject),
 		TEST(test_view_output_beside_stats),
 		TEST(test_view_refcount_limit),
+		TEST(test_view_unview),
+		TEST(test_view_unview_loop),
+		TEST(test_view_handler_cpu),
+		TEST(test_view_self_serve),
 	};
 	struct sigaction sa = { .sa_sigaction = on_sigbus,
 				.sa_flags = SA_SIGINFO };
