@@ -316,7 +316,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		f->huge = gmem_alloc(f->nr_huge * sizeof(*f->huge));
 		f->unreserved = gmem_alloc((f->nr_huge + 63) / 64 *
 					   sizeof(uint64_t));
-		if (!f->huge || !f->unreserved)
+		if (!f->huge || !f->unreserved || hva_reserve(f))
 			goto err;
 		need = f->nr_huge;
 	}
@@ -336,6 +336,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	*out = (struct gmem_file *)f;
 	return 0;
 err:
+	hva_release(f);
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
 	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));
@@ -414,6 +415,7 @@ int gmem_file_close(struct gmem_file *file)
 	file_free_folios(f);
 	flush_batch_end(f);
 	vma_destroy_all(f);
+	hva_release(f);
 	pthread_mutex_lock(&p->lock);
 	p->resv -= f->resv;
 	f->resv = 0;

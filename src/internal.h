@@ -477,6 +477,17 @@ struct gfile {
 	bool merge_now;			/* a period ended */
 	bool merge_compact;		/* gmem_file_compact(): all blocks */
 	struct ghuge **huge;		/* huge policies: per huge page */
+	/*
+	 * hva: the file's host range (hostmem.c), huge policies with memory
+	 * only, else NULL: @size bytes reserved PROT_NONE at creation,
+	 * aligned to the pool's page size, unmapped at close.  Each huge page
+	 * in huge[] is mapped at its file offset from the pool's fd at its
+	 * frame (a detached one is not); mapped and unmapped under this lock
+	 * with the page's huge[] entry, so the invalidate lock's holders see
+	 * the range as huge[] says.  The pointer is set before the file is
+	 * listed and cleared at close under this lock.
+	 */
+	uint8_t *hva;
 	uint64_t nr_huge;
 	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
 	uint64_t nr_small_dirs;
@@ -602,6 +613,13 @@ void vma_destroy_all(struct gfile *f);
 bool mm_ok(struct gfile *f, char *why, size_t len);
 int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		      struct gfolio **out);
+
+/* hostmem.c: the file's host range */
+int hva_reserve(struct gfile *f);
+void hva_release(struct gfile *f);
+int hva_map(struct gfile *f, struct ghuge *h);
+void hva_unmap(struct gfile *f, struct ghuge *h);
+bool hva_ok(struct gfile *f, char *why, size_t len);
 
 /* uffd.c: real views (gmem_mm_view()) */
 void view_zap(struct gview *w, uint64_t pg0, uint64_t pg1, uint64_t lo,
