@@ -15,6 +15,10 @@
  *           pool->pin_grow  (growing the pin table)
  *           pool->rcu_lock  (blocks queued for a grace period)
  *
+ * A file's host range (hostmem.c) is mapped and unmapped, one huge page at
+ * a time, by mmap() under the file lock (allocation: the invalidate lock
+ * shared; punch, close, undo: exclusive), with the page's huge[] entry.
+ *
  * Real views (uffd.c): a view's handler thread takes the invalidate lock
  * shared and the file lock, as a fault does, and makes its system calls
  * on the view (UFFDIO_CONTINUE/POISON, mmap) under both; zaps madvise the

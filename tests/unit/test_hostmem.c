@@ -14,6 +14,8 @@
  * gmem_check(), and every errno: EINVAL (offset, NULL), EBADF (closed),
  * ENXIO (backing none), ENOMEM (injected, changing nothing).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -359,6 +361,78 @@ static bool test_hva_check_reports(void)
 	FINISH(pool);
 }
 
+/* A file's pages taken and punched in a loop, each through its range. */
+struct churn {
+	struct gmem_file *f;
+	atomic_bool *stop;
+	unsigned int seed;
+	bool ok;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	uint8_t *base;
+	uint64_t len;
+	void *p;
+
+	c->ok = gmem_file_hva(c->f, 0, &p, &len) == 0;
+	base = p;
+	while (c->ok && !atomic_load(c->stop)) {
+		uint64_t pg;
+
+		c->seed = c->seed * 1103515245 + 12345;
+		pg = (c->seed >> 16) % 4;
+		if ((c->seed >> 20) & 1) {
+			c->ok = gmem_file_hva(c->f, pg * MB2, &p, &len) == 0 &&
+				(uint8_t *)p == base + pg * MB2;
+			if (c->ok)
+				base[pg * MB2 + 1] = 1;
+		} else {
+			c->ok = gmem_punch(c->f, pg * MB2, MB2) == 0;
+		}
+	}
+	return NULL;
+}
+
+/* gmem_check() while two other threads map and unmap their files' ranges:
+ * no violation reported (each file is read under its own locks). */
+static bool test_hva_check_while_others_work(void)
+{
+	struct gmem_pool *pool;
+	struct churn c[2];
+	pthread_t t[2];
+	atomic_bool stop = false;
+	char why[256];
+	uint64_t end;
+	int checks = 0;
+
+	CHECK_EQ(gmem_pool_create(MB2, 8, GMEM_BACKING_MEMFD, &pool), 0);
+	for (int i = 0; i < 2; i++) {
+		c[i] = (struct churn){ .stop = &stop, .seed = 7u + (unsigned)i };
+		CHECK_EQ(gmem_file_create(pool, 4 * MB2, i ? GMEM_POLICY_A :
+					  GMEM_POLICY_B_LAZY, 0, &c[i].f), 0);
+		CHECK_EQ(pthread_create(&t[i], NULL, churn_thread, &c[i]), 0);
+	}
+	end = now_ms() + 300;
+	while (now_ms() < end) {
+		int ret = gmem_check(pool, why, sizeof(why));
+
+		if (ret)
+			fprintf(stderr, "gmem_check: %s\n", why);
+		CHECK_EQ(ret, 0);
+		checks++;
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(c[i].ok);
+		CHECK_EQ(gmem_file_close(c[i].f), 0);
+	}
+	CHECK(checks > 0);
+	FINISH(pool);
+}
+
 /* EINVAL, EBADF, ENXIO. */
 static bool test_hva_errors(void)
 {
@@ -432,6 +506,7 @@ int main(void)
 		TEST(test_hva_one_range_interleaved),
 		TEST(test_hva_close_unmaps),
 		TEST(test_hva_check_reports),
+		TEST(test_hva_check_while_others_work),
 		TEST(test_hva_errors),
 		TEST(test_hva_enomem),
 	};
