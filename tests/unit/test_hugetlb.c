@@ -71,8 +71,16 @@ static bool write_num(const char *dir, const char *name, long long v)
 	return ok;
 }
 
+/* A hog_all() process still alive (a failed check returned early). */
+static pid_t live_hog;
+
 static void restore(void)
 {
+	if (live_hog > 0) {
+		kill(live_hog, SIGKILL);
+		waitpid(live_hog, NULL, 0);
+		live_hog = 0;
+	}
 	for (int i = 0; i < 2; i++)
 		if (sizes[i].saved >= 0) {
 			write_num(sizes[i].dir, "nr_hugepages", sizes[i].saved);
@@ -209,6 +217,7 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 
 	hog = hog_all(h);
 	CHECK(hog > 0);
+	live_hog = hog;
 	CHECK_EQ(read_num(h->dir, "free_hugepages") -
 		 read_num(h->dir, "resv_hugepages"), 0);
 	/* a new file takes the pool's page and finds it cleared */
@@ -218,6 +227,7 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 	ret = use_in_child(mm, g, K4, &b);
 	kill(hog, SIGKILL);
 	waitpid(hog, NULL, 0);
+	live_hog = 0;
 	if (ret == -SIGBUS)
 		fprintf(stderr, "SIGBUS: the pool's page was not reserved\n");
 	CHECK_EQ(ret, 0);
@@ -320,24 +330,31 @@ static bool reserve(struct hsize *h, long long n, bool *skipped)
 	return true;
 }
 
-/* See the comment at the top: a file's host range on hugetlbfs. */
+/*
+ * See the comment at the top: a file's host range on hugetlbfs.  With
+ * 1 GiB pages, two (three are seldom to be had): the file's pages are
+ * taken last first, with no other file.
+ */
 static bool file_range_on_hugetlbfs(struct hsize *h, bool *skipped)
 {
-	uint64_t ps = h->bytes, len;
+	uint64_t ps = h->bytes, len, n = h->bytes == GB1 ? 2 : 3;
 	struct gmem_pool *pool;
-	struct gmem_file *f, *g;
+	struct gmem_file *f, *g = NULL;
 	uint8_t *base, v;
 	void *p;
 
-	if (!reserve(h, 3, skipped))
+	if (!reserve(h, (long long)n, skipped))
 		return true;
-	CHECK_EQ(gmem_pool_create(ps, 3, GMEM_BACKING_HUGETLB, &pool), 0);
+	CHECK_EQ(gmem_pool_create(ps, n, GMEM_BACKING_HUGETLB, &pool), 0);
 	CHECK_EQ(gmem_pool_backing(pool), GMEM_BACKING_HUGETLB);
 	CHECK_EQ(gmem_file_create(pool, 2 * ps, GMEM_POLICY_B_LAZY, 0, &f), 0);
-	CHECK_EQ(gmem_file_create(pool, ps, GMEM_POLICY_A, 0, &g), 0);
-	/* in turn: f's page 1, g's page 0, f's page 0 (frames 0, 1, 2) */
+	if (n == 3)
+		CHECK_EQ(gmem_file_create(pool, ps, GMEM_POLICY_A, 0, &g), 0);
+	/* in turn: f's page 1, g's page 0, f's page 0 (frames 0, 1, 2;
+	 * without g, 0 and 1) */
 	CHECK_EQ(gmem_guest_write(f, ps + 3, 0x11), 0);
-	CHECK_EQ(gmem_guest_write(g, 3, 0x22), 0);
+	if (g)
+		CHECK_EQ(gmem_guest_write(g, 3, 0x22), 0);
 	CHECK_EQ(gmem_guest_write(f, 3, 0x33), 0);
 	CHECK_EQ(gmem_file_hva(f, 0, &p, &len), 0);
 	base = p;
@@ -365,7 +382,8 @@ static bool file_range_on_hugetlbfs(struct hsize *h, bool *skipped)
 	CHECK_EQ(base[ps + 4], 0);
 	CHECK_INVARIANTS(pool);
 	CHECK_EQ(gmem_file_close(f), 0);
-	CHECK_EQ(gmem_file_close(g), 0);
+	if (g)
+		CHECK_EQ(gmem_file_close(g), 0);
 	CHECK_BASELINE(pool);
 	gmem_pool_destroy(pool);
 	restore();
