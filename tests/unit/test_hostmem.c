@@ -7,7 +7,9 @@
  * 4K frame.  Memory allocated for a hole as a guest access would, the
  * same bytes the guest and the host see through gmem, the address kept
  * across in-place conversions and across a punch and reallocation (the
- * punched page PROT_NONE meanwhile), the range gone at close, private
+ * punched page PROT_NONE meanwhile, a poisoned one retired and replaced
+ * there), the range gone at close, gmem_check() quiet while other threads
+ * remap their files' ranges, private
  * pages answered (the address names memory, not a right to touch it: the
  * VMM hands it to KVM only), no reference taken (a conversion is not
  * blocked), a range changed behind the library's back reported by
@@ -226,6 +228,40 @@ static bool test_hva_punch(void)
 	CHECK_EQ(s.folios_2m, 2);
 	CHECK_EQ(gmem_file_close(f), 0);
 	FINISH(pool);
+}
+
+/* A poisoned page stays mapped while the file holds it; punched, it is
+ * retired and its part of the range PROT_NONE; used again, the range maps
+ * another page there. */
+static bool test_hva_poison_retire(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_stats s;
+	uint64_t len;
+	uint8_t *base;
+	void *p;
+
+	CHECK(setup(MB2, 3, GMEM_POLICY_B_LAZY, 2 * MB2, 0, &pool, &f, NULL));
+	CHECK_EQ(gmem_file_hva(f, MB2, &p, &len), 0);
+	base = (uint8_t *)p - MB2;
+	CHECK_EQ(gmem_poison(f, MB2 + K4), 0);
+	CHECK(readable(base + MB2));
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_punch(f, MB2, MB2), 0);
+	STATS(pool, NULL, &s);
+	CHECK_EQ(s.pool_retired, 1);
+	CHECK(!readable(base + MB2));
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_file_hva(f, MB2 + 5, &p, &len), 0);
+	CHECK((uint8_t *)p == base + MB2 + 5);
+	CHECK_EQ(*(uint8_t *)p, 0);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_file_close(f), 0);
+	STATS(pool, NULL, &s);
+	CHECK_EQ(s.pool_free, 2);
+	gmem_pool_destroy(pool);
+	return true;
 }
 
 /*
@@ -503,6 +539,7 @@ int main(void)
 		TEST(test_hva_policies),
 		TEST(test_hva_private_and_conversion),
 		TEST(test_hva_punch),
+		TEST(test_hva_poison_retire),
 		TEST(test_hva_one_range_interleaved),
 		TEST(test_hva_close_unmaps),
 		TEST(test_hva_check_reports),
