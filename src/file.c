@@ -411,11 +411,12 @@ int gmem_file_close(struct gmem_file *file)
 		return ret;
 	p = f->pool;
 	pthread_mutex_lock(&f->lock);
+	/* the host range goes whole: its pages need no PROT_NONE one by one */
+	hva_release(f);
 	flush_batch_begin(f);
 	file_free_folios(f);
 	flush_batch_end(f);
 	vma_destroy_all(f);
-	hva_release(f);
 	pthread_mutex_lock(&p->lock);
 	p->resv -= f->resv;
 	f->resv = 0;
