@@ -14,8 +14,8 @@
  * file gets is mapped into it at its file offset, MAP_SHARED | MAP_FIXED
  * from the pool's fd at the page's frame (a frame offset is a multiple of
  * the huge page size, as hugetlbfs wants); a page that leaves the file
- * (punch, close, retirement after poison, a failing call's undo) goes
- * back to PROT_NONE.  The range is an alias: the library's own accesses
+ * (punch, retirement after poison, a failing call's undo) goes back to
+ * PROT_NONE, and at close the whole range goes.  The range is an alias: the library's own accesses
  * go through the pool's mapping, and both name the same memory.
  *
  * Policy 4k has no range: its 4K frames come from the arena, and a range
@@ -68,8 +68,9 @@ int hva_reserve(struct gfile *f)
 }
 
 /**
- * hva_release() - give @f's host range back (close; every page has left).
- * Context: invalidate lock exclusive, file lock.
+ * hva_release() - give @f's host range back: at close, before its pages
+ * leave (so none is remapped PROT_NONE one by one), or when creation fails.
+ * Context: invalidate lock exclusive and file lock, or a file not listed.
  */
 void hva_release(struct gfile *f)
 {

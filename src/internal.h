@@ -17,7 +17,8 @@
  *
  * A file's host range (hostmem.c) is mapped and unmapped, one huge page at
  * a time, by mmap() under the file lock (allocation: the invalidate lock
- * shared; punch, close, undo: exclusive), with the page's huge[] entry.
+ * shared; punch, undo: exclusive), with the page's huge[] entry; close
+ * unmaps it whole under both, exclusive.
  *
  * Real views (uffd.c): a view's handler thread takes the invalidate lock
  * shared and the file lock, as a fault does, and makes its system calls
@@ -487,7 +488,7 @@ struct gfile {
 	 * aligned to the pool's page size, unmapped at close.  Each huge page
 	 * in huge[] is mapped at its file offset from the pool's fd at its
 	 * frame (a detached one is not); mapped and unmapped under this lock
-	 * with the page's huge[] entry, so the invalidate lock's holders see
+	 * with the page's huge[] entry, so a holder of this lock sees
 	 * the range as huge[] says.  The pointer is set before the file is
 	 * listed and cleared at close under this lock.
 	 */
