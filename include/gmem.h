@@ -163,14 +163,17 @@ GMEM_API uint64_t gmem_pool_page_size(const struct gmem_pool *pool);
  * @out: the new file.
  *
  * Reserves size / page_size huge pages of the pool at once (nothing for
- * GMEM_POLICY_4K); memory is allocated on first use.  The descriptor of a
- * closed file is reused here once no pin refers to it, so a program that
- * creates and closes files for ever holds as many descriptors as it had
- * files open (or closed with pins) at once.
+ * GMEM_POLICY_4K); memory is allocated on first use.  A huge-page file of
+ * a pool with memory also reserves @size bytes of the process's address
+ * space, its host range (gmem_file_hva()), until it is closed.  The
+ * descriptor of a closed file is reused here once no pin refers to it, so
+ * a program that creates and closes files for ever holds as many
+ * descriptors as it had files open (or closed with pins) at once.
  *
  * Context: may sleep.
  * Return: 0; -EINVAL (size, policy or flags); -ENOMEM (too few unreserved
- * free huge pages, or no memory for descriptors).
+ * free huge pages, or no memory for descriptors or address space for the
+ * host range).
  */
 GMEM_API int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 			      enum gmem_policy policy, unsigned int flags,
@@ -859,26 +862,43 @@ GMEM_API const char *gmem_errno_name(int err);
  * @file: the file.
  * @off: any byte offset inside the file.
  * @addr: receives the address of the real byte at @off.
- * @len: receives how many bytes from @addr on are contiguous memory of the
- *       file: to the end of the huge page that holds @off (of its 4 KiB
- *       page under GMEM_POLICY_4K, whose frames are scattered).  The next
- *       piece may or may not follow in the host's address space; a VMM
- *       merges the pieces that do.
+ * @len: receives how many bytes from @addr on the address is good for:
+ *       to the end of the file under the huge-page policies (the file's
+ *       range, below: one memory slot for the whole file); to the end of
+ *       @off's 4 KiB page under GMEM_POLICY_4K, whose frames are scattered
+ *       (the next piece may or may not follow in the host's address space;
+ *       a VMM merges the pieces that do).
  *
- * A hole gets memory, as a guest access would (no guest entry is made).
+ * Under the huge-page policies each file has one host range of its size,
+ * reserved when the file is created (aligned to the pool's page size) and
+ * fixed for the file's life: the address of an offset never changes.
+ * Each huge page the file holds is mapped there at its offset (the pool's
+ * memory itself, shared: a write through the range is what the guest and
+ * the host read through gmem, and the reverse); a page the file does not
+ * hold (a hole, never allocated, or punched whole) is PROT_NONE there,
+ * reserved, until the file gets it again, at the same address.  The range
+ * goes at close.
+ *
+ * The page that holds @off gets memory if it is a hole, as a guest access
+ * would (no guest entry is made); other holes stay holes: a VMM asks for
+ * each huge page (or touches it through gmem) before the guest may use it.
  * Neither the attribute nor poison of the pages is checked: the address
  * names memory, not a right to touch it, and it outlives conversions
- * (conversion is in place).  It stays valid until the range is punched
- * (a whole huge page punched goes back to the pool; a later use gets a
- * fresh one, maybe elsewhere) or the file is closed.  The host must not
- * touch private pages through it: a VMM hands it to KVM only, and reaches
- * shared pages through a gmem mm (gmem_host_read(), gmem_pin()), where a
- * private page gives SIGBUS.  No folio reference is taken, so the address
- * never blocks a conversion.
+ * (conversion is in place).  The memory behind it stays until the range
+ * is punched (a whole huge page punched goes back to the pool and the
+ * range's page to PROT_NONE; a later use maps a fresh one there) or the
+ * file is closed.  The host must not touch private pages through it: a
+ * VMM hands it to KVM only, and reaches shared pages through a gmem mm
+ * (gmem_host_read(), gmem_pin()), where a private page gives SIGBUS.  No
+ * folio reference is taken, so the address never blocks a conversion;
+ * KVM learns of a punch through the kernel's MMU notifiers, as the range
+ * is remapped.  Under GMEM_POLICY_4K there is no range: the address is
+ * the 4K frame's, good until the page is punched or the file closed.
  *
  * Context: takes the invalidate lock shared; may sleep.
  * Return: 0; -EINVAL (@off past the end, or a NULL argument); -ENXIO (a
- * pool without memory); -ENOMEM (no memory for a hole); -EBADF (closed).
+ * pool without memory: no range either); -ENOMEM (no memory for a hole,
+ * or no room to map it); -EBADF (closed).
  */
 GMEM_API int gmem_file_hva(struct gmem_file *file, uint64_t off, void **addr,
 			   uint64_t *len);

@@ -7,7 +7,9 @@
  * each policy promises; host page tables (the safety rule: no entry on a
  * private or poisoned page); guest and IOMMU maps; every folio's refcount,
  * mapcount, pincount and long-term count recomputed from page tables and
- * pin records; pins only on shared pages; the per-page pin map.
+ * pin records; pins only on shared pages; the per-page pin map; the
+ * file's host range, as the kernel lists it, mapping each attached huge
+ * page at its offset and nothing in a hole.
  * Pool-wide: conservation of huge pages and reservations.
  */
 #include <string.h>
@@ -178,7 +180,8 @@ static bool file_ok(struct gfile *f, char *why, size_t len)
 	       rs_ok(&f->iommu_ranges, why, len) &&
 	       rs_ok(&f->merge_todo, why, len) &&
 	       folio_structure_ok(f, why, len) && mm_ok(f, why, len) &&
-	       gmaps_ok(f, why, len) && refcounts_ok(f, why, len);
+	       gmaps_ok(f, why, len) && refcounts_ok(f, why, len) &&
+	       hva_ok(f, why, len);
 }
 
 /*

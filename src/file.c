@@ -383,7 +383,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		f->huge = gmem_alloc(f->nr_huge * sizeof(*f->huge));
 		f->unreserved = gmem_alloc((f->nr_huge + 63) / 64 *
 					   sizeof(uint64_t));
-		if (!f->huge || !f->unreserved)
+		if (!f->huge || !f->unreserved || hva_reserve(f))
 			goto err;
 		need = f->nr_huge;
 	}
@@ -404,6 +404,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 						   memory_order_relaxed));
 	return 0;
 err:
+	hva_release(f);
 	gmem_free(f->small, f->nr_small_dirs * sizeof(*f->small));
 	gmem_free(f->huge, f->nr_huge * sizeof(*f->huge));
 	gmem_free(f->unreserved, (f->nr_huge + 63) / 64 * sizeof(uint64_t));
@@ -492,6 +493,8 @@ int gmem_file_close(struct gmem_file *file)
 		return ret;
 	p = f->pool;
 	pthread_mutex_lock(&f->lock);
+	/* the host range goes whole: its pages need no PROT_NONE one by one */
+	hva_release(f);
 	flush_batch_begin(f);
 	file_free_folios(f);
 	flush_batch_end(f);

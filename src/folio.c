@@ -332,6 +332,12 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 	}
 	h->index = slot << order;
 	h->data = p->base ? p->base + h->pfn * p->page_size : NULL;
+	ret = hva_map(f, h);
+	if (ret) {
+		pool_return_huge(p, h, f, true);
+		gmem_free(h, sizeof(*h));
+		return ret;
+	}
 	h->owner = f;
 	h->touched = f->merge_clock;
 	folio_init(&h->blk.folio, order, h->index, h->data, h);
@@ -353,6 +359,7 @@ static int huge_alloc(struct gfile *f, uint64_t slot)
 			count_folios(f, l, -n[l]);
 		count_meta(f, NULL, -(int64_t)h->meta);
 		f->huge[slot] = NULL;
+		hva_unmap(f, h);
 		pool_return_huge(p, h, f, true);
 		huge_free_meta(f, h);
 		return ret;
@@ -382,6 +389,7 @@ void huge_undo_alloc(struct gfile *f, uint64_t slot)
 	uncount_alloc_splits(f, h);
 	count_kev(f, KEV_ZEROED, -(int64_t)f->pool->page_size);
 	f->huge[slot] = NULL;
+	hva_unmap(f, h);
 	iommu_relevel(f, h->index, h->index + (1ULL << order));
 	pool_return_huge(f->pool, h, f, true);
 	huge_free_meta(f, h);
@@ -669,6 +677,7 @@ void file_release_huge(struct gfile *f, uint64_t slot)
 	if (f->pinmap.used)
 		pinmap_forget(&f->pinmap, h->index, h->index + n);
 	f->huge[slot] = NULL;
+	hva_unmap(f, h);
 	iommu_relevel(f, h->index, h->index + n);
 
 	huge_count_folios(h, order, cnt);

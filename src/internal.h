@@ -15,6 +15,11 @@
  *           pool->pin_grow  (growing the pin table)
  *           pool->rcu_lock  (blocks queued for a grace period)
  *
+ * A file's host range (hostmem.c) is mapped and unmapped, one huge page at
+ * a time, by mmap() under the file lock (allocation: the invalidate lock
+ * shared; punch, undo: exclusive), with the page's huge[] entry; close
+ * unmaps it whole under both, exclusive.
+ *
  * Real views (uffd.c): a view's handler thread takes the invalidate lock
  * shared and the file lock, as a fault does, and makes its system calls
  * on the view (UFFDIO_CONTINUE/POISON, mmap) under both; zaps madvise the
@@ -492,6 +497,17 @@ struct gfile {
 	bool merge_now;			/* a period ended */
 	bool merge_compact;		/* gmem_file_compact(): all blocks */
 	struct ghuge **huge;		/* huge policies: per huge page */
+	/*
+	 * hva: the file's host range (hostmem.c), huge policies with memory
+	 * only, else NULL: @size bytes reserved PROT_NONE at creation,
+	 * aligned to the pool's page size, unmapped at close.  Each huge page
+	 * in huge[] is mapped at its file offset from the pool's fd at its
+	 * frame (a detached one is not); mapped and unmapped under this lock
+	 * with the page's huge[] entry, so a holder of this lock sees
+	 * the range as huge[] says.  The pointer is set before the file is
+	 * listed and cleared at close under this lock.
+	 */
+	uint8_t *hva;
 	uint64_t nr_huge;
 	struct gfolio ***small;		/* policy 4k: per 2M, 512 folios */
 	uint64_t nr_small_dirs;
@@ -628,6 +644,13 @@ void vma_destroy_all(struct gfile *f);
 bool mm_ok(struct gfile *f, char *why, size_t len);
 int host_fault_locked(struct gvma *v, struct gfile *f, uint64_t pg,
 		      struct gfolio **out);
+
+/* hostmem.c: the file's host range */
+int hva_reserve(struct gfile *f);
+void hva_release(struct gfile *f);
+int hva_map(struct gfile *f, struct ghuge *h);
+void hva_unmap(struct gfile *f, struct ghuge *h);
+bool hva_ok(struct gfile *f, char *why, size_t len);
 
 /* uffd.c: real views (gmem_mm_view()) */
 void view_zap(struct gview *w, uint64_t pg0, uint64_t pg1, uint64_t lo,

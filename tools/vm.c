@@ -4,9 +4,10 @@
  *
  * The VMM side of what gmem models: a pool of huge pages (hugetlbfs where
  * they can be had, as root with --reserve, a memfd otherwise), one file of
- * guest memory, and a KVM VM of the default type whose memory slots are
- * the file's real memory (gmem_file_hva()), guest physical address = file
- * offset.  A small 32-bit guest (vm_guest.c) walks a conversion script the
+ * guest memory, and a KVM VM of the default type whose one memory slot is
+ * the file's host range (gmem_file_hva(): the file's huge pages mapped at
+ * their offsets, one range whatever pool pages they are), guest physical
+ * address = file offset.  A small 32-bit guest (vm_guest.c) walks a conversion script the
  * host wrote into its memory: it writes and checks data, and asks the host
  * to convert ranges with a hypercall (an `out` to a port), which the host
  * serves with gmem_convert() on the file, so the guest's view and gmem's
@@ -93,7 +94,7 @@ struct vm_opts {
 	const char *scenario;
 	uint64_t size, page, seed, ops;
 	enum gmem_policy policy;
-	bool reserve, verbose;
+	bool reserve, verbose, scatter;
 };
 
 /* ------------------------------------------------------ huge pages */
@@ -694,10 +695,13 @@ static int kvm_slot(struct kvm *k, uint64_t gpa, uint64_t hva, uint64_t len)
 }
 
 /*
- * The file's memory as memory slots, GPA = offset: one slot per run of
- * pieces (gmem_file_hva()) that follow each other in the host.
+ * The file's memory as memory slots, GPA = offset.  Each huge page is
+ * asked for (gmem_file_hva() gives a hole memory, so that the guest
+ * never meets one); one slot per run of addresses that follow each other
+ * in the host.  A huge-page file's range is one run: one slot.
  */
-static int kvm_map_file(struct kvm *k, struct gmem_file *file, uint64_t size)
+static int kvm_map_file(struct kvm *k, struct gmem_file *file, uint64_t size,
+			uint64_t page)
 {
 	uint64_t off = 0, gpa = 0, run_len = 0;
 	uintptr_t hva = 0;
@@ -712,6 +716,8 @@ static int kvm_map_file(struct kvm *k, struct gmem_file *file, uint64_t size)
 				"): %s\n", off, gmem_errno_name(ret));
 			return -1;
 		}
+		/* to the end of this huge page: the next one is asked too */
+		len = len < page - off % page ? len : page - off % page;
 		if (run_len && hva + run_len == (uintptr_t)a) {
 			run_len += len;
 		} else {
@@ -1279,7 +1285,7 @@ static void print_pagesizes(struct vm *v)
 
 const char vm_help[] =
 	"Runs a real KVM guest whose RAM is a gmem file: a VM of the default\n"
-	"type whose memory slots are the file's memory (gmem_file_hva()),\n"
+	"type whose one memory slot is the file's host range (gmem_file_hva()),\n"
 	"guest physical address = file offset.  A 32-bit protected-mode guest\n"
 	"walks a conversion script: it writes and checks data in private and\n"
 	"shared pages and asks the host to convert ranges with a hypercall\n"
@@ -1310,6 +1316,9 @@ const char vm_help[] =
 	"  --seed N         the script's choices (default 1)\n"
 	"  --ops N          tdx-boot: I/O buffers churned (default 128 per\n"
 	"                   GiB)\n"
+	"  --scatter        take the file's huge pages from the pool last\n"
+	"                   first, so that the pool's pages run against the\n"
+	"                   file's order (the file's range is still one slot)\n"
 	"  --verbose        print every check, not only failures\n"
 	"  --dump-guest     write the guest program's bytes to stdout\n"
 	"\n"
@@ -1380,6 +1389,8 @@ static int parse_opts(int argc, char **argv, struct vm_opts *o, bool *dump)
 				return usage_err("bad --ops '%s'", val);
 		} else if (!strcmp(a, "--reserve")) {
 			o->reserve = true;
+		} else if (!strcmp(a, "--scatter")) {
+			o->scatter = true;
 		} else if (!strcmp(a, "--verbose")) {
 			o->verbose = true;
 		} else if (!strcmp(a, "--dump-guest")) {
@@ -1516,10 +1527,28 @@ int vm_main(int argc, char **argv)
 	printf("\n");
 	if (hp.why[0])
 		printf("memory: not hugetlbfs: %s\n", hp.why);
-	if (kvm_map_file(&v.k, v.file, o.size))
+	if (o.scatter) {
+		/* the last page first: pool frames against the file's order */
+		for (uint64_t off = o.size; off; off -= o.page) {
+			void *a;
+			uint64_t len;
+
+			ret = gmem_file_hva(v.file, off - o.page, &a, &len);
+			if (ret) {
+				fprintf(stderr, "gmem: vm: gmem_file_hva(0x%"
+					PRIx64 "): %s\n", off - o.page,
+					gmem_errno_name(ret));
+				goto out;
+			}
+		}
+		printf("memory: pages taken from the pool last first "
+		       "(--scatter)\n");
+	}
+	if (kvm_map_file(&v.k, v.file, o.size, o.page))
 		goto out;
-	printf("memslots: %d (of %d), guest physical address = file offset\n",
-	       v.k.nr_slots, v.k.max_slots);
+	printf("memslots: %d per file, 1 file (%d of %d slots), guest "
+	       "physical address = file offset\n", v.k.nr_slots, v.k.nr_slots,
+	       v.k.max_slots);
 	printf("guest: 32-bit protected mode, flat segments, no paging; "
 	       "program %zu bytes at 0x%llx (hand-assembled, tools/vm_guest.c), "
 	       "script %u entries at 0x%llx\n", vm_guest_code_len,

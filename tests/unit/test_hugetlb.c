@@ -10,6 +10,12 @@
  * nr_hugepages by what it needs and restores it on exit.  Runs for 2 MiB
  * and, where the host has them, 1 GiB pages; skips (77) with the reason
  * where neither can be had.
+ *
+ * A file's host range (gmem_file_hva()) on hugetlbfs: one range for a file
+ * whose pages were taken in turn with another file's, each page the pool's
+ * memory mapped at its offset (huge-page-aligned frames of the pool's
+ * hugetlbfs file), PROT_NONE again after a punch and the same address
+ * mapped again when the page comes back.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -65,8 +71,16 @@ static bool write_num(const char *dir, const char *name, long long v)
 	return ok;
 }
 
+/* A hog_all() process still alive (a failed check returned early). */
+static pid_t live_hog;
+
 static void restore(void)
 {
+	if (live_hog > 0) {
+		kill(live_hog, SIGKILL);
+		waitpid(live_hog, NULL, 0);
+		live_hog = 0;
+	}
 	for (int i = 0; i < 2; i++)
 		if (sizes[i].saved >= 0) {
 			write_num(sizes[i].dir, "nr_hugepages", sizes[i].saved);
@@ -203,6 +217,7 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 
 	hog = hog_all(h);
 	CHECK(hog > 0);
+	live_hog = hog;
 	CHECK_EQ(read_num(h->dir, "free_hugepages") -
 		 read_num(h->dir, "resv_hugepages"), 0);
 	/* a new file takes the pool's page and finds it cleared */
@@ -212,6 +227,7 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 	ret = use_in_child(mm, g, K4, &b);
 	kill(hog, SIGKILL);
 	waitpid(hog, NULL, 0);
+	live_hog = 0;
 	if (ret == -SIGBUS)
 		fprintf(stderr, "SIGBUS: the pool's page was not reserved\n");
 	CHECK_EQ(ret, 0);
@@ -275,6 +291,105 @@ static bool punched_page_stays_reserved(struct hsize *h, bool *skipped)
 	return true;
 }
 
+/* Whether the host can read the byte at @a: a pipe's write copies from
+ * it, and fails with EFAULT where nothing readable is mapped. */
+static bool readable(const void *a)
+{
+	int fds[2];
+	bool ok;
+
+	if (pipe(fds))
+		return false;
+	ok = write(fds[1], a, 1) == 1;
+	close(fds[0]);
+	close(fds[1]);
+	return ok;
+}
+
+/* Raise nr_hugepages by @n, or say why not (*skipped). */
+static bool reserve(struct hsize *h, long long n, bool *skipped)
+{
+	long long nr = read_num(h->dir, "nr_hugepages");
+
+	*skipped = true;
+	if (nr < 0) {
+		printf("# %llu MiB: no hugetlb pages of this size here\n",
+		       (unsigned long long)(h->bytes >> 20));
+		return false;
+	}
+	h->saved = nr;
+	if (!write_num(h->dir, "nr_hugepages", nr + n) ||
+	    read_num(h->dir, "free_hugepages") -
+	    read_num(h->dir, "resv_hugepages") < n) {
+		printf("# %llu MiB: could not reserve %lld huge pages\n",
+		       (unsigned long long)(h->bytes >> 20), n);
+		restore();
+		return false;
+	}
+	*skipped = false;
+	return true;
+}
+
+/*
+ * See the comment at the top: a file's host range on hugetlbfs.  With
+ * 1 GiB pages, two (three are seldom to be had): the file's pages are
+ * taken last first, with no other file.
+ */
+static bool file_range_on_hugetlbfs(struct hsize *h, bool *skipped)
+{
+	uint64_t ps = h->bytes, len, n = h->bytes == GB1 ? 2 : 3;
+	struct gmem_pool *pool;
+	struct gmem_file *f, *g = NULL;
+	uint8_t *base, v;
+	void *p;
+
+	if (!reserve(h, (long long)n, skipped))
+		return true;
+	CHECK_EQ(gmem_pool_create(ps, n, GMEM_BACKING_HUGETLB, &pool), 0);
+	CHECK_EQ(gmem_pool_backing(pool), GMEM_BACKING_HUGETLB);
+	CHECK_EQ(gmem_file_create(pool, 2 * ps, GMEM_POLICY_B_LAZY, 0, &f), 0);
+	if (n == 3)
+		CHECK_EQ(gmem_file_create(pool, ps, GMEM_POLICY_A, 0, &g), 0);
+	/* in turn: f's page 1, g's page 0, f's page 0 (frames 0, 1, 2;
+	 * without g, 0 and 1) */
+	CHECK_EQ(gmem_guest_write(f, ps + 3, 0x11), 0);
+	if (g)
+		CHECK_EQ(gmem_guest_write(g, 3, 0x22), 0);
+	CHECK_EQ(gmem_guest_write(f, 3, 0x33), 0);
+	CHECK_EQ(gmem_file_hva(f, 0, &p, &len), 0);
+	base = p;
+	CHECK_EQ(len, 2 * ps);
+	CHECK(((uintptr_t)base & (ps - 1)) == 0);
+	CHECK_EQ(base[3], 0x33);
+	CHECK_EQ(base[ps + 3], 0x11);
+	CHECK_EQ(gmem_file_hva(f, ps + 3, &p, &len), 0);
+	CHECK((uint8_t *)p == base + ps + 3);
+	CHECK_EQ(len, ps - 3);
+	/* written through the range, read through the pool's mapping */
+	base[ps + 4] = 0x44;
+	CHECK_EQ(gmem_guest_read(f, ps + 4, &v), 0);
+	CHECK_EQ(v, 0x44);
+	CHECK_INVARIANTS(pool);
+	/* punched: PROT_NONE; back: the same address, a cleared page */
+	CHECK_EQ(gmem_punch(f, ps, ps), 0);
+	CHECK(!readable(base + ps));
+	CHECK(readable(base));
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_guest_write(f, ps + 5, 0x55), 0);
+	CHECK(readable(base + ps));
+	CHECK_EQ(base[ps + 5], 0x55);
+	CHECK_EQ(base[ps + 3], 0);
+	CHECK_EQ(base[ps + 4], 0);
+	CHECK_INVARIANTS(pool);
+	CHECK_EQ(gmem_file_close(f), 0);
+	if (g)
+		CHECK_EQ(gmem_file_close(g), 0);
+	CHECK_BASELINE(pool);
+	gmem_pool_destroy(pool);
+	restore();
+	return true;
+}
+
 int main(void)
 {
 	unsigned int passed = 0, failed = 0, ran = 0;
@@ -287,16 +402,26 @@ int main(void)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	for (int i = 0; i < 2; i++) {
-		bool skipped, ok = punched_page_stays_reserved(&sizes[i],
-							       &skipped);
+		static const struct {
+			const char *name;
+			bool (*fn)(struct hsize *h, bool *skipped);
+		} t[] = {
+			{ "punched_page_stays_reserved",
+			  punched_page_stays_reserved },
+			{ "file_range_on_hugetlbfs", file_range_on_hugetlbfs },
+		};
 
-		restore();
-		if (skipped)
-			continue;
-		ran++;
-		printf("%s punched_page_stays_reserved_%s\n",
-		       ok ? "PASS" : "FAIL", i ? "1g" : "2m");
-		ok ? passed++ : failed++;
+		for (size_t j = 0; j < sizeof(t) / sizeof(t[0]); j++) {
+			bool skipped, ok = t[j].fn(&sizes[i], &skipped);
+
+			restore();
+			if (skipped)
+				continue;
+			ran++;
+			printf("%s %s_%s\n", ok ? "PASS" : "FAIL", t[j].name,
+			       i ? "1g" : "2m");
+			ok ? passed++ : failed++;
+		}
 	}
 	if (!ran) {
 		printf("no huge pages could be reserved\n");

@@ -6,7 +6,8 @@
 # in-place conversions both ways, the zero flag zeroes, bad ranges are
 # refused, a host read of a page just converted to private gets SIGBUS,
 # gmem_check() holds, and KVM's page-size statistics are printed beside
-# gmem's (as read, with a reason when they are 0).
+# gmem's (as read, with a reason when they are 0).  The file is one memory
+# slot, also with its pages taken from the pool last first (--scatter).
 
 set -u
 gmem=${1:-build}/gmem
@@ -16,8 +17,15 @@ out=$(mktemp "${TMPDIR:-/tmp}/gmem-vm.XXXXXX") || exit 2
 trap 'rm -f "$out"' EXIT
 
 for policy in b-lazy a b-eager; do
-	run_vm "$out" --scenario inplace --size 1G --page 2M --policy "$policy" ||
-		{ echo "FAIL: gmem vm --policy $policy exited $?"; exit 1; }
+	scatter=
+	[ "$policy" = a ] && scatter=--scatter
+	run_vm "$out" --scenario inplace --size 1G --page 2M --policy "$policy" \
+		$scatter ||
+		{ echo "FAIL: gmem vm --policy $policy $scatter exited $?"; exit 1; }
+	expect_line "$out" '^memslots: 1 per file, 1 file '
+	if [ -n "$scatter" ]; then
+		expect_line "$out" '^memory: pages taken from the pool last first \(--scatter\)$'
+	fi
 	expect_line "$out" '^result: PASS \(0 of [0-9]+ checks failed\)$'
 	expect_line "$out" '^ +[1-9][0-9]* ok +0 failed +data kept in place across private->shared$'
 	expect_line "$out" '^ +[1-9][0-9]* ok +0 failed +data kept in place across shared->private$'
