@@ -411,6 +411,66 @@ static bool test_unmap_close_under_readers(void)
 	FINISH(c.pool);
 }
 
+/*
+ * gmem_mm_destroy() while another thread maps a file into the same mm:
+ * the mapping either lands before the destroy, which then removes it, or
+ * is refused with -EBADF.  It never survives on the destroyed mm's struct
+ * for the next mm to inherit.
+ */
+struct map_race {
+	struct gmem_mm *mm;
+	struct gmem_file *f;
+	atomic_int go;
+	int ret;
+};
+
+static void *map_racer(void *arg)
+{
+	struct map_race *r = arg;
+
+	atomic_store(&r->go, 1);
+	for (;;) {
+		r->ret = gmem_mmap(r->mm, r->f);
+		if (r->ret)
+			break;
+		r->ret = gmem_munmap(r->mm, r->f);
+		if (r->ret)
+			break;
+	}
+	return NULL;
+}
+
+static bool test_mm_destroy_races_mmap(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm2;
+	struct map_race r;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+	for (int i = 0; i < 4000; i++) {
+		r = (struct map_race){ .f = f };
+		CHECK_EQ(gmem_mm_create(pool, NULL, &r.mm), 0);
+		CHECK_EQ(pthread_create(&th, NULL, map_racer, &r), 0);
+		while (!atomic_load(&r.go))
+			;
+		for (int k = 0; k < (i & 63) * 64; k++)
+			__asm__ volatile("" ::: "memory");
+		CHECK_EQ(gmem_mm_destroy(r.mm), 0);
+		pthread_join(th, NULL);
+		CHECK_EQ(r.ret, -EBADF);
+		/* the next mm takes the struct: it maps nothing */
+		CHECK_EQ(gmem_mm_create(pool, NULL, &mm2), 0);
+		CHECK(to_mm(mm2) == to_mm(r.mm));
+		CHECK_EQ(gmem_munmap(mm2, f), -ENOENT);
+		CHECK_EQ(gmem_mm_destroy(mm2), 0);
+	}
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -420,6 +480,7 @@ int main(void)
 		TEST(test_mm_destroy),
 		TEST(test_policy_default),
 		TEST(test_unmap_close_under_readers),
+		TEST(test_mm_destroy_races_mmap),
 		TEST(test_file_churn_no_growth),
 		TEST(test_mm_churn_no_growth),
 	};
