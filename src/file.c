@@ -413,8 +413,14 @@ err:
 	f->small = NULL;
 	f->huge = NULL;
 	f->unreserved = NULL;
-	/* closed, and never handed out: a later create takes it */
+	/* closed, and never handed out: a later create takes it.  Under
+	 * the locks, where a stale handle's call reads it (file_is(),
+	 * gmem_stats()) */
+	invalidate_lock(f);
+	pthread_mutex_lock(&f->lock);
 	f->closed = true;
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
 	pthread_mutex_lock(&p->files_lock);
 	f->next = p->zombies;
 	p->zombies = f;

@@ -471,6 +471,88 @@ static bool test_mm_destroy_races_mmap(void)
 	FINISH(pool);
 }
 
+/*
+ * A stale handle used through every kind of entry point (the invalidate
+ * lock exclusive or shared, the file lock, no lock) while another thread
+ * creates files in its struct, some of them failing for want of pages:
+ * every call gets -EBADF, and the sanitizer build sees no data race.
+ */
+struct stale_user {
+	struct gmem_pool *pool;
+	struct gmem_mm *mm;
+	struct gmem_file *stale;
+	atomic_bool stop;
+	atomic_uint bad;
+};
+
+static void *stale_caller(void *arg)
+{
+	struct stale_user *u = arg;
+	struct gmem_stats s;
+	uint64_t at, id;
+	uint8_t v;
+
+	while (!atomic_load_explicit(&u->stop, memory_order_relaxed)) {
+		int r[] = {
+			gmem_file_close(u->stale),
+			gmem_convert(u->stale, 0, K4, GMEM_PRIVATE, 0, 0, &at),
+			gmem_punch(u->stale, 0, K4),
+			gmem_mmap(u->mm, u->stale),
+			gmem_munmap(u->mm, u->stale),
+			gmem_file_compact(u->stale),
+			gmem_stats(u->pool, u->stale, &s),
+			gmem_guest_read(u->stale, 0, &v),
+			gmem_host_read(u->mm, u->stale, 0, &v),
+			gmem_pin(u->mm, u->stale, 0, K4, 0, &id, NULL),
+		};
+
+		for (unsigned int i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+			if (r[i] != -EBADF)
+				atomic_fetch_add(&u->bad, 1);
+		if (gmem_file_size(u->stale))
+			atomic_fetch_add(&u->bad, 1);
+	}
+	return NULL;
+}
+
+static bool test_stale_handle_under_create(void)
+{
+	struct stale_user u = { .bad = 0 };
+	struct gmem_file *g, *h;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &u.pool), 0);
+	CHECK_EQ(gmem_mm_create(u.pool, NULL, &u.mm), 0);
+	/* h holds one of the two pages throughout */
+	CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &h),
+		 0);
+	CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY, SHARED,
+				  &u.stale), 0);
+	CHECK_EQ(gmem_file_close(u.stale), 0);
+	CHECK_EQ(pthread_create(&th, NULL, stale_caller, &u), 0);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t at;
+
+		/* the stale handle's struct, set up and given back: -ENOMEM
+		 * (one page free, two wanted) */
+		CHECK_EQ(gmem_file_create(u.pool, 2 * MB2, GMEM_POLICY_B_LAZY,
+					  SHARED, &g), -ENOMEM);
+		CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY,
+					  SHARED, &g), 0);
+		CHECK(to_file(g) == to_file(u.stale));
+		CHECK_EQ(gmem_mmap(u.mm, g), 0);
+		CHECK_EQ(gmem_host_write(u.mm, g, 0, 1), 0);
+		CHECK_EQ(gmem_convert(g, K4, K4, GMEM_PRIVATE, 0, 0, &at), 0);
+		CHECK_EQ(gmem_file_close(g), 0);
+	}
+	atomic_store(&u.stop, true);
+	pthread_join(th, NULL);
+	CHECK_EQ(atomic_load(&u.bad), 0);
+	CHECK_EQ(gmem_file_close(h), 0);
+	CHECK_EQ(gmem_mm_destroy(u.mm), 0);
+	FINISH(u.pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -481,6 +563,7 @@ int main(void)
 		TEST(test_policy_default),
 		TEST(test_unmap_close_under_readers),
 		TEST(test_mm_destroy_races_mmap),
+		TEST(test_stale_handle_under_create),
 		TEST(test_file_churn_no_growth),
 		TEST(test_mm_churn_no_growth),
 	};
