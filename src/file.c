@@ -280,7 +280,8 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 
 /*
  * A closed file's struct, if one is free to reuse: no pin refers to it
- * any more (its pins hold its address in their records).  Its locks, seq,
+ * any more (its pins hold its address in their records), and no view of
+ * it is left to stop or being stopped (views_reap()).  Its locks, seq,
  * fast-path flags and gen stay as they are; file_reset() clears the rest.
  * Context: pool->files_lock.
  */
@@ -291,7 +292,7 @@ static struct gfile *zombie_take(struct gpool *p)
 		bool idle;
 
 		pthread_mutex_lock(&f->lock);
-		idle = !file_pins(f) && !f->dead_views;
+		idle = !file_pins(f) && !f->dead_views && !f->reaping;
 		pthread_mutex_unlock(&f->lock);
 		if (idle) {
 			*pp = f->next;

@@ -524,6 +524,9 @@ struct gfile {
 	 * frees what one may look at waits for a grace period first */
 	atomic_bool fast_read_used;
 	struct shard_counter fast_pins;
+	/* views_reap() calls freeing views of this struct (file lock): it
+	 * is not reused meanwhile; outlives a life, as a reap may */
+	unsigned int reaping;
 
 	/*
 	 * gen: the handle generation.  A handle is this struct's address

@@ -117,6 +117,9 @@ struct gview {
 	bool started;
 	uint64_t *slot_pfn;		/* per huge page: frame mapped + 1; 0 trap */
 	uint64_t *marked;		/* pages with a poison marker */
+	/* the arrays' lengths, from the file at creation: the view may be
+	 * freed after its file closed and its struct serves another */
+	uint64_t nr_slots, nr_marked_words;
 	uint64_t nr_marked;
 	struct gview *next_dead;	/* file->dead_views */
 	/* handler thread only: faults read during a slot's replacement,
@@ -541,13 +544,16 @@ static void view_free(struct gview *w)
 		close(w->trap_fd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
-	gmem_free(w->marked, bitmap_words(w->file->nr_pages) * sizeof(uint64_t));
-	gmem_free(w->slot_pfn, w->file->nr_huge * sizeof(uint64_t));
+	gmem_free(w->marked, w->nr_marked_words * sizeof(uint64_t));
+	gmem_free(w->slot_pfn, w->nr_slots * sizeof(uint64_t));
 	gmem_free(w, sizeof(*w));
 }
 
 /**
  * views_reap() - stop the handlers of the views view_detach() queued.
+ * While it does, @f->reaping keeps the struct from reuse (zombie_take()):
+ * a handler may still be in view_fault() on it, and a reap started by
+ * gmem_munmap() may outlast a close by another thread.
  * Context: no lock held (gmem_file_close(), after releasing them).
  */
 void views_reap(struct gfile *f)
@@ -557,13 +563,20 @@ void views_reap(struct gfile *f)
 	pthread_mutex_lock(&f->lock);
 	w = f->dead_views;
 	f->dead_views = NULL;
+	if (w)
+		f->reaping++;
 	pthread_mutex_unlock(&f->lock);
+	if (!w)
+		return;
 	while (w) {
 		struct gview *next = w->next_dead;
 
 		view_free(w);
 		w = next;
 	}
+	pthread_mutex_lock(&f->lock);
+	f->reaping--;
+	pthread_mutex_unlock(&f->lock);
 }
 
 /* ------------------------------------------------------------- create */
@@ -627,8 +640,10 @@ static int view_create(struct gfile *f, struct gvma *v, struct gview **out)
 	w->vma = v;
 	w->size = f->size;
 	w->uffd = w->trap_fd = w->stop_fd = -1;
-	w->slot_pfn = gmem_alloc(f->nr_huge * sizeof(uint64_t));
-	w->marked = gmem_alloc(bitmap_words(f->nr_pages) * sizeof(uint64_t));
+	w->nr_slots = f->nr_huge;
+	w->nr_marked_words = bitmap_words(f->nr_pages);
+	w->slot_pfn = gmem_alloc(w->nr_slots * sizeof(uint64_t));
+	w->marked = gmem_alloc(w->nr_marked_words * sizeof(uint64_t));
 	if (!w->slot_pfn || !w->marked)
 		goto err;
 	ret = uffd_open(&w->uffd);

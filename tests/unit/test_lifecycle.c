@@ -8,6 +8,7 @@
  * -EBADF, also once its struct serves a new object; pins outlive the
  * mapping and the mm they were taken through.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -553,6 +554,135 @@ static bool test_stale_handle_under_create(void)
 	FINISH(u.pool);
 }
 
+/* Open descriptors of this process. */
+static int nr_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * A mapping with a real view unmapped by one thread while another closes
+ * the file and creates the next one in its struct: the view's handler
+ * stops and its descriptors close, whichever of the two reaps it, and
+ * the struct is not reused while a view of its last life is still being
+ * freed (the view's sizes are its file's of that life).  Every byte gmem
+ * allocated is freed with the pool.
+ */
+struct view_unmapper {
+	struct gmem_mm *mm;
+	struct gmem_file *f;
+	int ret;
+};
+
+static void *view_unmap_thread(void *arg)
+{
+	struct view_unmapper *u = arg;
+
+	u->ret = gmem_munmap(u->mm, u->f);
+	return NULL;
+}
+
+static bool test_view_unmap_close_reuse(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_mm *mm;
+	int64_t live0 = gmem_alloc_live_bytes();
+	int fds0;
+
+	CHECK_EQ(gmem_pool_create(MB2, 4, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
+	fds0 = nr_fds();
+	for (int i = 0; i < 300; i++) {
+		struct view_unmapper u = { .mm = mm };
+		struct gmem_file *g;
+		volatile uint8_t *a;
+		void *addr;
+		pthread_t th;
+
+		/* sizes alternate: a view freed with its file's next life's
+		 * sizes would free the wrong amounts */
+		CHECK_EQ(gmem_file_create(pool, (i & 1 ? 1 : 2) * MB2,
+					  GMEM_POLICY_B_LAZY, SHARED, &u.f), 0);
+		CHECK_EQ(gmem_mmap(mm, u.f), 0);
+		CHECK_EQ(gmem_mm_view(mm, u.f, &addr), 0);
+		a = addr;
+		a[K4] = 7;
+		CHECK_EQ(pthread_create(&th, NULL, view_unmap_thread, &u), 0);
+		CHECK_EQ(gmem_file_close(u.f), 0);
+		CHECK_EQ(gmem_file_create(pool, (i & 1 ? 2 : 1) * MB2,
+					  GMEM_POLICY_B_LAZY, SHARED, &g), 0);
+		CHECK_EQ(gmem_file_close(g), 0);
+		pthread_join(th, NULL);
+		CHECK(u.ret == 0 || u.ret == -EBADF);
+	}
+	CHECK_EQ(gmem_mm_destroy(mm), 0);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_INVARIANTS(pool);
+	CHECK_BASELINE(pool);
+	gmem_pool_destroy(pool);
+	CHECK_EQ(gmem_alloc_live_bytes(), live0);
+	return true;
+}
+
+/*
+ * Views end with their mapping and their mm: no handler thread and no
+ * descriptor outlives gmem_munmap() or gmem_mm_destroy().
+ */
+static int nr_threads(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool test_view_ends_with_mapping(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	volatile uint8_t *a;
+	void *addr;
+	int fds0, th0 = nr_threads();
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+	fds0 = nr_fds();
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
+		CHECK_EQ(gmem_mmap(mm, f), 0);
+		CHECK_EQ(gmem_mm_view(mm, f, &addr), 0);
+		a = addr;
+		a[i * K4] = (uint8_t)i;
+		CHECK_EQ(a[i * K4], (uint8_t)i);
+		if (i & 1)
+			CHECK_EQ(gmem_munmap(mm, f), 0);
+		CHECK_EQ(gmem_mm_destroy(mm), 0);
+		/* a joined thread may stay listed a moment */
+		for (int k = 0; k < 1000 && nr_threads() != th0; k++)
+			usleep(100);
+		CHECK_EQ(nr_threads(), th0);
+		CHECK_EQ(nr_fds(), fds0);
+	}
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -564,6 +694,8 @@ int main(void)
 		TEST(test_unmap_close_under_readers),
 		TEST(test_mm_destroy_races_mmap),
 		TEST(test_stale_handle_under_create),
+		TEST(test_view_ends_with_mapping),
+		TEST(test_view_unmap_close_reuse),
 		TEST(test_file_churn_no_growth),
 		TEST(test_mm_churn_no_growth),
 	};
