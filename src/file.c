@@ -305,8 +305,11 @@ static struct gfile *zombie_take(struct gpool *p)
 /*
  * Clear one life of a reused struct, the fields from @size to @fast_used,
  * inside the invalidate lock held exclusively and the file lock: a thread
- * with a stale handle that gets the locks after this sees a live file of
- * another generation (-EBADF); a fast path sees seq change.
+ * with a stale handle that gets the locks after this sees a file of
+ * another generation (-EBADF); a fast path sees seq change.  The struct
+ * stays closed while gmem_file_create() sets it up with no lock: a
+ * gmem_check() that copied the list of files before the last close skips
+ * it until the create opens it, all set (file_set_closed()).
  */
 static void file_reset(struct gfile *f)
 {
@@ -314,6 +317,18 @@ static void file_reset(struct gfile *f)
 	pthread_mutex_lock(&f->lock);
 	memset(&f->size, 0, offsetof(struct gfile, fast_used) -
 			    offsetof(struct gfile, size));
+	f->closed = true;
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+}
+
+/* Set @f's closed flag under its locks, where every reader of the flag
+ * but the struct's creator looks at it. */
+static void file_set_closed(struct gfile *f, bool closed)
+{
+	invalidate_lock(f);
+	pthread_mutex_lock(&f->lock);
+	f->closed = closed;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 }
@@ -357,6 +372,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&f->pin_wait, &ca);
 		pthread_condattr_destroy(&ca);
+		f->closed = true;	/* until set up (file_reset()) */
 	}
 	/* Nobody can reach the struct now but a stale handle, which the
 	 * generation turns away (file_enter()). */
@@ -398,6 +414,9 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	p->resv += need;
 	f->resv = need;
 	pthread_mutex_unlock(&p->lock);
+	/* open: every field is set; a validator that holds the struct from
+	 * an earlier life's listing checks it from now on */
+	file_set_closed(f, false);
 	f->next = p->files;
 	p->files = f;
 	pthread_mutex_unlock(&p->files_lock);
@@ -417,11 +436,7 @@ err:
 	/* closed, and never handed out: a later create takes it.  Under
 	 * the locks, where a stale handle's call reads it (file_is(),
 	 * gmem_stats()) */
-	invalidate_lock(f);
-	pthread_mutex_lock(&f->lock);
-	f->closed = true;
-	pthread_mutex_unlock(&f->lock);
-	invalidate_unlock(f);
+	file_set_closed(f, true);
 	pthread_mutex_lock(&p->files_lock);
 	f->next = p->zombies;
 	p->zombies = f;

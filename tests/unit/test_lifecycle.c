@@ -683,6 +683,51 @@ static bool test_view_ends_with_mapping(void)
 	FINISH(pool);
 }
 
+/*
+ * gmem_check() walks a copy of the list of files, one file at a time, so
+ * a file may be closed, and its struct taken by a create, between the
+ * copy and its turn: it must skip a struct being set up (its fields are
+ * being written, its arrays not there yet), not check it.
+ */
+struct checker {
+	struct gmem_pool *pool;
+	atomic_bool stop;
+	atomic_uint bad;
+	char why[256];
+};
+
+static void *check_thread(void *arg)
+{
+	struct checker *c = arg;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_relaxed))
+		if (gmem_check(c->pool, c->why, sizeof(c->why)))
+			atomic_fetch_add(&c->bad, 1);
+	return NULL;
+}
+
+static bool test_check_under_reuse(void)
+{
+	struct checker c = { .bad = 0 };
+	struct gmem_file *f;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 64, GMEM_BACKING_MEMFD, &c.pool), 0);
+	CHECK_EQ(pthread_create(&th, NULL, check_thread, &c), 0);
+	for (int i = 0; i < 3000; i++) {
+		CHECK_EQ(gmem_file_create(c.pool, (i & 1 ? 64 : 32) * MB2,
+					  i & 2 ? GMEM_POLICY_4K :
+					  GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+		CHECK_EQ(gmem_file_close(f), 0);
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(th, NULL);
+	if (atomic_load(&c.bad))
+		fprintf(stderr, "gmem_check: %s\n", c.why);
+	CHECK_EQ(atomic_load(&c.bad), 0);
+	FINISH(c.pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -696,6 +741,7 @@ int main(void)
 		TEST(test_stale_handle_under_create),
 		TEST(test_view_ends_with_mapping),
 		TEST(test_view_unmap_close_reuse),
+		TEST(test_check_under_reuse),
 		TEST(test_file_churn_no_growth),
 		TEST(test_mm_churn_no_growth),
 	};
