@@ -315,8 +315,15 @@ static void file_reset(struct gfile *f)
 {
 	invalidate_lock(f);
 	pthread_mutex_lock(&f->lock);
-	memset(&f->size, 0, offsetof(struct gfile, fast_used) -
+	/* all but merge_pending, which file_kick_merges() reads with no
+	 * lock, also with a stale handle (after a failed file_enter(), or
+	 * after an unpin that dropped the lock): an atomic store for it */
+	memset(&f->size, 0, offsetof(struct gfile, merge_pending) -
 			    offsetof(struct gfile, size));
+	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
+	memset(&f->merge_pending + 1, 0, offsetof(struct gfile, fast_used) -
+	       (offsetof(struct gfile, merge_pending) +
+		sizeof(f->merge_pending)));
 	f->closed = true;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
