@@ -280,7 +280,8 @@ static void zero_pages(struct gfile *f, uint64_t a, uint64_t b)
 
 /*
  * A closed file's struct, if one is free to reuse: no pin refers to it
- * any more (its pins hold its address in their records).  Its locks, seq,
+ * any more (its pins hold its address in their records), and no view of
+ * it is left to stop or being stopped (views_reap()).  Its locks, seq,
  * fast-path flags and gen stay as they are; file_reset() clears the rest.
  * Context: pool->files_lock.
  */
@@ -291,7 +292,7 @@ static struct gfile *zombie_take(struct gpool *p)
 		bool idle;
 
 		pthread_mutex_lock(&f->lock);
-		idle = !file_pins(f) && !f->dead_views;
+		idle = !file_pins(f) && !f->dead_views && !f->reaping;
 		pthread_mutex_unlock(&f->lock);
 		if (idle) {
 			*pp = f->next;
@@ -304,15 +305,37 @@ static struct gfile *zombie_take(struct gpool *p)
 /*
  * Clear one life of a reused struct, the fields from @size to @fast_used,
  * inside the invalidate lock held exclusively and the file lock: a thread
- * with a stale handle that gets the locks after this sees a live file of
- * another generation (-EBADF); a fast path sees seq change.
+ * with a stale handle that gets the locks after this sees a file of
+ * another generation (-EBADF); a fast path sees seq change.  The struct
+ * stays closed while gmem_file_create() sets it up with no lock: a
+ * gmem_check() that copied the list of files before the last close skips
+ * it until the create opens it, all set (file_set_closed()).
  */
 static void file_reset(struct gfile *f)
 {
 	invalidate_lock(f);
 	pthread_mutex_lock(&f->lock);
-	memset(&f->size, 0, offsetof(struct gfile, fast_used) -
+	/* all but merge_pending, which file_kick_merges() reads with no
+	 * lock, also with a stale handle (after a failed file_enter(), or
+	 * after an unpin that dropped the lock): an atomic store for it */
+	memset(&f->size, 0, offsetof(struct gfile, merge_pending) -
 			    offsetof(struct gfile, size));
+	atomic_store_explicit(&f->merge_pending, false, memory_order_relaxed);
+	memset(&f->merge_pending + 1, 0, offsetof(struct gfile, fast_used) -
+	       (offsetof(struct gfile, merge_pending) +
+		sizeof(f->merge_pending)));
+	f->closed = true;
+	pthread_mutex_unlock(&f->lock);
+	invalidate_unlock(f);
+}
+
+/* Set @f's closed flag under its locks, where every reader of the flag
+ * but the struct's creator looks at it. */
+static void file_set_closed(struct gfile *f, bool closed)
+{
+	invalidate_lock(f);
+	pthread_mutex_lock(&f->lock);
+	f->closed = closed;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 }
@@ -356,6 +379,7 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&f->pin_wait, &ca);
 		pthread_condattr_destroy(&ca);
+		f->closed = true;	/* until set up (file_reset()) */
 	}
 	/* Nobody can reach the struct now but a stale handle, which the
 	 * generation turns away (file_enter()). */
@@ -397,6 +421,9 @@ int gmem_file_create(struct gmem_pool *pool, uint64_t size,
 	p->resv += need;
 	f->resv = need;
 	pthread_mutex_unlock(&p->lock);
+	/* open: every field is set; a validator that holds the struct from
+	 * an earlier life's listing checks it from now on */
+	file_set_closed(f, false);
 	f->next = p->files;
 	p->files = f;
 	pthread_mutex_unlock(&p->files_lock);
@@ -414,8 +441,10 @@ err:
 	f->small = NULL;
 	f->huge = NULL;
 	f->unreserved = NULL;
-	/* closed, and never handed out: a later create takes it */
-	f->closed = true;
+	/* closed, and never handed out: a later create takes it.  Under
+	 * the locks, where a stale handle's call reads it (file_is(),
+	 * gmem_stats()) */
+	file_set_closed(f, true);
 	pthread_mutex_lock(&p->files_lock);
 	f->next = p->zombies;
 	p->zombies = f;

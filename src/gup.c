@@ -479,8 +479,8 @@ static int pin_fast(struct gfile *f, unsigned int gen,
 	int64_t slot, limit;
 	int old, drop;
 
-	if (pg >= f->nr_pages)
-		return 1;
+	/* pg is not checked against the file's size: pt_lookup_rcu() bounds
+	 * the walk, and a page past the end has no entry */
 	slot = pin_slot_get(p);
 	if (slot < 0)
 		return 1;
@@ -492,10 +492,12 @@ static int pin_fast(struct gfile *f, unsigned int gen,
 				      memory_order_seq_cst);
 	seq = atomic_load_explicit(&f->seq, memory_order_seq_cst);
 	/* relaxed: gen changes only while seq is odd (the re-check) */
+	/* gen before any field of one life (nr_excl): a create that reuses
+	 * the struct clears them, after waiting for this section */
 	if ((seq & 1) ||
-	    atomic_load_explicit(&f->nr_excl, memory_order_relaxed) ||
 	    (atomic_load_explicit(&f->gen, memory_order_relaxed) & 0xffff) !=
-	    gen)
+	    gen ||
+	    atomic_load_explicit(&f->nr_excl, memory_order_relaxed))
 		goto slow;
 	v = vma_find_rcu(f, to_mm(mmh));
 	/* after the mapping's acquire: a destroy before it shows here */
@@ -788,7 +790,7 @@ static int unpin_fast(struct gpool *p, uint64_t id)
 	struct gpin *pin;
 	struct gfolio *fo;
 	struct gfile *f;
-	unsigned int fl;
+	unsigned int fl, gen = 0;
 	uint64_t pg = 0;
 	bool refs_full = false;
 	int ret = 1;
@@ -811,6 +813,9 @@ static int unpin_fast(struct gpool *p, uint64_t id)
 				      memory_order_seq_cst);
 	if (atomic_load_explicit(&f->seq, memory_order_seq_cst) & 1)
 		goto out;
+	/* relaxed: gen changes only while seq is odd, and no holder is
+	 * inside until this ends; the life of the file this unpin is in */
+	gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
 	/* no holder is inside until this ends: the folio stays in the file
 	 * with its order (the record may be another's by now: then the
 	 * claim fails) */
@@ -844,10 +849,15 @@ out:
 		return ret;
 	pin_free(p, pin, id);
 	/* A view's fault refused for want of room came in meanwhile: now
-	 * there is room, let its next access trap again (folio_unpin()). */
+	 * there is room, let its next access trap again (folio_unpin()).
+	 * The pin no longer counts in the file: it may have closed since,
+	 * and its struct serve a new file (gen changed, under this lock),
+	 * whose pages are not this pin's. */
 	if (refs_full) {
 		pthread_mutex_lock(&f->lock);
-		fo = f->closed ? NULL : folio_lookup(f, pg);
+		fo = f->closed || atomic_load_explicit(&f->gen,
+						       memory_order_relaxed) !=
+				  gen ? NULL : folio_lookup(f, pg);
 		if (fo && (fo->flags & FOLIO_REFS_FULL) &&
 		    !(fo->flags & FOLIO_DETACHED)) {
 			fo->flags &= (uint8_t)~FOLIO_REFS_FULL;

@@ -183,7 +183,10 @@ struct ghuge {
 	uint64_t pfn;			/* index of the page in the pool */
 	uint64_t index;			/* first page index in the file */
 	uint8_t *data;
-	struct gfile *owner;		/* for the reservation; NULL once closed */
+	/* for the reservation: its file, closed or not (pool_return_huge()
+	 * checks); never a later file of the struct, which is reused only
+	 * once no pin, so no detached page, refers to it */
+	struct gfile *owner;
 	bool poisoned;			/* retire instead of return */
 	bool from_resv;			/* took one of the owner's reservations */
 	bool detached;			/* punched while pinned */
@@ -475,9 +478,11 @@ struct gfile {
 
 	/*
 	 * From @size to @fast_used: one life of the struct, zeroed when a
-	 * later gmem_file_create() reuses it (file_reset()).  The fields
-	 * outside (locks, @seq, the fast-path flags and counters, @gen) live
-	 * as long as the pool.
+	 * later gmem_file_create() reuses it (file_reset(); @merge_pending
+	 * by an atomic store, as file_kick_merges() reads it with no lock),
+	 * which keeps it @closed until it is set up.  The fields outside
+	 * (locks, @seq, the fast-path flags and counters, @reaping, @gen)
+	 * live as long as the pool.
 	 */
 	uint64_t size;
 	uint64_t nr_pages;
@@ -540,6 +545,9 @@ struct gfile {
 	 * frees what one may look at waits for a grace period first */
 	atomic_bool fast_read_used;
 	struct shard_counter fast_pins;
+	/* views_reap() calls freeing views of this struct (file lock): it
+	 * is not reused meanwhile; outlives a life, as a reap may */
+	unsigned int reaping;
 
 	/*
 	 * gen: the handle generation.  A handle is this struct's address

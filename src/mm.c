@@ -113,7 +113,14 @@ static _Atomic(struct gfolio *) *pt_slot(struct gvma *v, uint64_t pg)
  */
 struct gfolio *pt_lookup_rcu(struct gvma *v, uint64_t pg)
 {
-	_Atomic(struct gfolio *) *s = pt_slot(v, pg);
+	_Atomic(struct gfolio *) *s;
+
+	/* the table's own bound (fixed for the mapping's life): the fast
+	 * paths read none of the file's plain fields, which a create that
+	 * reuses a closed file's struct may be writing */
+	if ((pg >> PUD_ORDER) >= v->pt.nr_gb)
+		return NULL;
+	s = pt_slot(v, pg);
 
 	/* acquire: an entry is installed after its folio is initialised */
 	return s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
@@ -306,12 +313,17 @@ void vma_destroy_all(struct gfile *f)
 
 /* ------------------------------------------------------------------ mm */
 
-static int mmap_locked(struct gmm *mm, struct gfile *f)
+/*
+ * Map @f into the mm of handle @mmh.  The handle is checked under
+ * mm->lock, where gmem_mm_destroy() advances the generation: a mapping
+ * added here is listed before the destroy reads the mm's list, or the
+ * handle is found stale (-EBADF).  Context: invalidate lock, file lock.
+ */
+static int mmap_locked(const struct gmem_mm *mmh, struct gfile *f)
 {
-	struct gvma *v;
+	struct gmm *mm = to_mm(mmh);
+	struct gvma *v, *x;
 
-	if (vma_find(mm, f))
-		return -EEXIST;
 	v = gmem_alloc(sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -323,10 +335,19 @@ static int mmap_locked(struct gmm *mm, struct gfile *f)
 	}
 	v->mm = mm;
 	v->file = f;
+	pthread_mutex_lock(&mm->lock);
+	for (x = mm->vmas; x; x = x->mm_next)
+		if (x->file == f)
+			break;
+	if (x || !mm_handle_live(mmh)) {
+		pthread_mutex_unlock(&mm->lock);
+		gmem_free(v->pt.dir, v->pt.nr_gb * sizeof(*v->pt.dir));
+		gmem_free(v, sizeof(*v));
+		return x ? -EEXIST : -EBADF;
+	}
 	v->file_next = f->vmas;
 	/* release: lock-free walkers see it initialised (vma_find_rcu()) */
 	atomic_store_explicit(&f->vmas, v, memory_order_release);
-	pthread_mutex_lock(&mm->lock);
 	v->mm_next = mm->vmas;
 	mm->vmas = v;
 	pthread_mutex_unlock(&mm->lock);
@@ -350,18 +371,16 @@ struct gvma *vma_lookup(struct gfile *f, const struct gmem_mm *mmh)
 int gmem_mmap(struct gmem_mm *mmp, struct gmem_file *file)
 {
 	struct gfile *f = to_file(file);
-	struct gmm *mm = to_mm(mmp);
 	int ret;
 
-	if (!mmp || !file || mm->pool != f->pool)
+	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
-	/* under the file lock: a destroy either sees this mapping or
-	 * made the handle stale first (gmem_mm_destroy()) */
-	ret = mm_handle_live(mmp) ? mmap_locked(mm, f) : -EBADF;
+	/* checked again under mm->lock (mmap_locked()) */
+	ret = mm_handle_live(mmp) ? mmap_locked(mmp, f) : -EBADF;
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock_shared(f);
 	return ret;
@@ -370,14 +389,20 @@ int gmem_mmap(struct gmem_mm *mmp, struct gmem_file *file)
 /*
  * Remove @mm's mapping of @f, if any: zap its entries (references and
  * mapcounts dropped, one TLB flush), unmap its view, free it after a grace
- * period.  Pins taken through it stay.  Return: 0, or -ENOENT (no such
- * mapping).  Context: invalidate lock exclusive, file lock.
+ * period.  Pins taken through it stay.  @mmh, if not NULL, is the
+ * caller's handle to @mm: a stale one (a destroy advanced the generation,
+ * under mm->lock, and unmaps after it) gets -EBADF, so a mapping of a new
+ * mm in the same struct is never removed.  Return: 0, -EBADF, or -ENOENT
+ * (no such mapping).  Context: invalidate lock exclusive, file lock.
  */
-static int vma_unmap(struct gmm *mm, struct gfile *f)
+static int vma_unmap(struct gmm *mm, const struct gmem_mm *mmh,
+		     struct gfile *f)
 {
 	struct gvma *v;
 	uint64_t n;
 
+	if (mmh && !mm_handle_live(mmh))
+		return -EBADF;
 	for (_Atomic(struct gvma *) *pp = &f->vmas; (v = *pp);
 	     pp = &v->file_next) {
 		if (v->mm == mm) {
@@ -410,14 +435,15 @@ static int vma_unmap(struct gmm *mm, struct gfile *f)
 }
 
 /* Unmap @f (of generation @gen) from @mm: file_enter() and vma_unmap(). */
-static int unmap_file(struct gmm *mm, struct gfile *f, unsigned int gen)
+static int unmap_file(struct gmm *mm, const struct gmem_mm *mmh,
+		      struct gfile *f, unsigned int gen)
 {
 	int ret = file_enter(f, gen);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
-	ret = vma_unmap(mm, f);
+	ret = vma_unmap(mm, mmh, f);
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 	views_reap(f);
@@ -432,7 +458,7 @@ int gmem_munmap(struct gmem_mm *mmp, struct gmem_file *file)
 		return -EINVAL;
 	if (!mm_handle_live(mmp))
 		return -EBADF;
-	return unmap_file(to_mm(mmp), f, handle_gen(file));
+	return unmap_file(to_mm(mmp), mmp, f, handle_gen(file));
 }
 
 /*
@@ -457,7 +483,7 @@ static void mm_unmap_all(struct gmm *mm)
 		if (!f)
 			return;
 		/* -EBADF: the file closed meanwhile and took the mapping */
-		unmap_file(mm, f, gen);
+		unmap_file(mm, NULL, f, gen);
 	}
 }
 
@@ -499,6 +525,14 @@ int gmem_mm_create(struct gmem_pool *pool, struct gmem_mm *fork_from,
 		struct gvma *v;
 
 		pthread_mutex_lock(&parent->lock);
+		/* again under its lock, where a destroy advances it: a
+		 * parent destroyed meanwhile, its struct maybe serving a new
+		 * mm, lends nothing */
+		if (!mm_handle_live(fork_from)) {
+			pthread_mutex_unlock(&parent->lock);
+			ret = -EBADF;
+			goto err;
+		}
 		for (v = parent->vmas; v; v = v->mm_next)
 			nr++;
 		files = gmem_alloc((nr ? nr : 1) * sizeof(*files));
@@ -557,13 +591,16 @@ int gmem_mm_destroy(struct gmem_mm *mmp)
 		return -EBADF;
 	}
 	mm->dead = true;
-	/* release: before any mapping goes, every handle is stale, so no
-	 * call maps a file into it again (gmem_mmap() checks under the
-	 * file lock) */
+	/* release: before any mapping goes, every handle is stale.  Under
+	 * mm->lock, where gmem_mmap() checks the handle as it lists a
+	 * mapping (mmap_locked()): a mapping is listed before this, and
+	 * mm_unmap_all() below finds it, or its call gets -EBADF */
+	pthread_mutex_lock(&mm->lock);
 	atomic_store_explicit(&mm->gen,
 			      atomic_load_explicit(&mm->gen,
 						   memory_order_relaxed) + 1,
 			      memory_order_release);
+	pthread_mutex_unlock(&mm->lock);
 	for (struct gmm **pp = &p->mms; *pp; pp = &(*pp)->next) {
 		if (*pp == mm) {
 			*pp = mm->next;
@@ -663,9 +700,8 @@ static int host_access_fast(struct gfile *f, unsigned int gen,
 	unsigned int seq;
 	int ret = 1;
 
-	if (off >= f->size)	/* size changes only when a new file reuses
-				 * the struct: then gen fails below */
-		return 1;
+	/* no check of off against the file's size: pt_lookup_rcu() bounds
+	 * the walk, and a page past the end has no entry */
 	gmem_rcu_read_lock();
 	/* seq_cst: announce, then read seq (free_rcu()); acquire would do
 	 * for what follows, but not for the announcement */

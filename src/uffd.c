@@ -142,6 +142,9 @@ struct gview {
 	pthread_mutex_t serve_lock;	/* one server at a time (self-serve) */
 	uint64_t *slot_pfn;		/* per huge page: frame mapped + 1; 0 trap */
 	uint64_t *marked;		/* pages with a poison marker */
+	/* the arrays' lengths, from the file at creation: the view may be
+	 * freed after its file closed and its struct serves another */
+	uint64_t nr_slots, nr_marked_words;
 	uint64_t nr_marked;
 	struct gview *next_dead;	/* file->dead_views */
 	/* the server only: faults read during a slot's replacement,
@@ -608,17 +611,16 @@ static void view_release(struct gview *w)
 		close(w->trap_fd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
-	/* sizes from the view's own @size: the file may be closed and its
-	 * struct reused by now (gmem_mm_unview() frees with no lock) */
-	gmem_free(w->marked, bitmap_words(w->size >> PAGE_SHIFT) *
-			     sizeof(uint64_t));
-	gmem_free(w->slot_pfn, w->size / w->file->pool->page_size *
-			       sizeof(uint64_t));
+	gmem_free(w->marked, w->nr_marked_words * sizeof(uint64_t));
+	gmem_free(w->slot_pfn, w->nr_slots * sizeof(uint64_t));
 	gmem_free(w, sizeof(*w));
 }
 
 /**
  * views_reap() - stop the handlers of the views view_detach() queued.
+ * While it does, @f->reaping keeps the struct from reuse (zombie_take()):
+ * a handler may still be in view_fault() on it, and a reap started by
+ * gmem_munmap() may outlast a close by another thread.
  * Context: no lock held (gmem_file_close(), after releasing them).
  */
 void views_reap(struct gfile *f)
@@ -628,13 +630,20 @@ void views_reap(struct gfile *f)
 	pthread_mutex_lock(&f->lock);
 	w = f->dead_views;
 	f->dead_views = NULL;
+	if (w)
+		f->reaping++;
 	pthread_mutex_unlock(&f->lock);
+	if (!w)
+		return;
 	while (w) {
 		struct gview *next = w->next_dead;
 
 		view_free(w);
 		w = next;
 	}
+	pthread_mutex_lock(&f->lock);
+	f->reaping--;
+	pthread_mutex_unlock(&f->lock);
 }
 
 /* ------------------------------------------------------------- create */
@@ -711,8 +720,10 @@ static int view_create(struct gfile *f, struct gvma *v, unsigned int flags,
 		return -ENOMEM;
 	}
 	w->sync_init = true;
-	w->slot_pfn = gmem_alloc(f->nr_huge * sizeof(uint64_t));
-	w->marked = gmem_alloc(bitmap_words(f->nr_pages) * sizeof(uint64_t));
+	w->nr_slots = f->nr_huge;
+	w->nr_marked_words = bitmap_words(f->nr_pages);
+	w->slot_pfn = gmem_alloc(w->nr_slots * sizeof(uint64_t));
+	w->marked = gmem_alloc(w->nr_marked_words * sizeof(uint64_t));
 	if (!w->slot_pfn || !w->marked)
 		goto err;
 	ret = uffd_open(&w->uffd);
@@ -844,12 +855,19 @@ int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
 		munmap(w->base, w->size);
 		w->vma = NULL;
 		v->view = NULL;
+		/* as views_reap(): no reuse of the struct while the server
+		 * may still be in view_fault() on it */
+		f->reaping++;
 	}
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 	/* no lock: the server may be waiting for the invalidate lock */
-	if (w)
+	if (w) {
 		view_free(w);
+		pthread_mutex_lock(&f->lock);
+		f->reaping--;
+		pthread_mutex_unlock(&f->lock);
+	}
 	return ret;
 }
 

@@ -8,6 +8,7 @@
  * -EBADF, also once its struct serves a new object; pins outlive the
  * mapping and the mm they were taken through.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -412,6 +413,322 @@ static bool test_unmap_close_under_readers(void)
 	FINISH(c.pool);
 }
 
+/*
+ * gmem_mm_destroy() while another thread maps a file into the same mm:
+ * the mapping either lands before the destroy, which then removes it, or
+ * is refused with -EBADF.  It never survives on the destroyed mm's struct
+ * for the next mm to inherit.
+ */
+struct map_race {
+	struct gmem_mm *mm;
+	struct gmem_file *f;
+	atomic_int go;
+	int ret;
+};
+
+static void *map_racer(void *arg)
+{
+	struct map_race *r = arg;
+
+	atomic_store(&r->go, 1);
+	for (;;) {
+		r->ret = gmem_mmap(r->mm, r->f);
+		if (r->ret)
+			break;
+		r->ret = gmem_munmap(r->mm, r->f);
+		if (r->ret)
+			break;
+	}
+	return NULL;
+}
+
+static bool test_mm_destroy_races_mmap(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm2;
+	struct map_race r;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+	for (int i = 0; i < 4000; i++) {
+		r = (struct map_race){ .f = f };
+		CHECK_EQ(gmem_mm_create(pool, NULL, &r.mm), 0);
+		CHECK_EQ(pthread_create(&th, NULL, map_racer, &r), 0);
+		while (!atomic_load(&r.go))
+			;
+		for (int k = 0; k < (i & 63) * 64; k++)
+			__asm__ volatile("" ::: "memory");
+		CHECK_EQ(gmem_mm_destroy(r.mm), 0);
+		pthread_join(th, NULL);
+		CHECK_EQ(r.ret, -EBADF);
+		/* the next mm takes the struct: it maps nothing */
+		CHECK_EQ(gmem_mm_create(pool, NULL, &mm2), 0);
+		CHECK(to_mm(mm2) == to_mm(r.mm));
+		CHECK_EQ(gmem_munmap(mm2, f), -ENOENT);
+		CHECK_EQ(gmem_mm_destroy(mm2), 0);
+	}
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
+/*
+ * A stale handle used through every kind of entry point (the invalidate
+ * lock exclusive or shared, the file lock, no lock) while another thread
+ * creates files in its struct, some of them failing for want of pages:
+ * every call gets -EBADF, and the sanitizer build sees no data race.
+ */
+struct stale_user {
+	struct gmem_pool *pool;
+	struct gmem_mm *mm;
+	struct gmem_file *stale;
+	atomic_bool stop;
+	atomic_uint bad;
+};
+
+static void *stale_caller(void *arg)
+{
+	struct stale_user *u = arg;
+	struct gmem_stats s;
+	uint64_t at, id;
+	uint8_t v;
+
+	while (!atomic_load_explicit(&u->stop, memory_order_relaxed)) {
+		int r[] = {
+			gmem_file_close(u->stale),
+			gmem_convert(u->stale, 0, K4, GMEM_PRIVATE, 0, 0, &at),
+			gmem_punch(u->stale, 0, K4),
+			gmem_mmap(u->mm, u->stale),
+			gmem_munmap(u->mm, u->stale),
+			gmem_file_compact(u->stale),
+			gmem_stats(u->pool, u->stale, &s),
+			gmem_guest_read(u->stale, 0, &v),
+			gmem_host_read(u->mm, u->stale, 0, &v),
+			gmem_pin(u->mm, u->stale, 0, K4, 0, &id, NULL),
+		};
+
+		for (unsigned int i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+			if (r[i] != -EBADF)
+				atomic_fetch_add(&u->bad, 1);
+		if (gmem_file_size(u->stale))
+			atomic_fetch_add(&u->bad, 1);
+	}
+	return NULL;
+}
+
+static bool test_stale_handle_under_create(void)
+{
+	struct stale_user u = { .bad = 0 };
+	struct gmem_file *g, *h;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &u.pool), 0);
+	CHECK_EQ(gmem_mm_create(u.pool, NULL, &u.mm), 0);
+	/* h holds one of the two pages throughout */
+	CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &h),
+		 0);
+	CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY, SHARED,
+				  &u.stale), 0);
+	CHECK_EQ(gmem_file_close(u.stale), 0);
+	CHECK_EQ(pthread_create(&th, NULL, stale_caller, &u), 0);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t at;
+
+		/* the stale handle's struct, set up and given back: -ENOMEM
+		 * (one page free, two wanted) */
+		CHECK_EQ(gmem_file_create(u.pool, 2 * MB2, GMEM_POLICY_B_LAZY,
+					  SHARED, &g), -ENOMEM);
+		CHECK_EQ(gmem_file_create(u.pool, MB2, GMEM_POLICY_B_LAZY,
+					  SHARED, &g), 0);
+		CHECK(to_file(g) == to_file(u.stale));
+		CHECK_EQ(gmem_mmap(u.mm, g), 0);
+		CHECK_EQ(gmem_host_write(u.mm, g, 0, 1), 0);
+		CHECK_EQ(gmem_convert(g, K4, K4, GMEM_PRIVATE, 0, 0, &at), 0);
+		CHECK_EQ(gmem_file_close(g), 0);
+	}
+	atomic_store(&u.stop, true);
+	pthread_join(th, NULL);
+	CHECK_EQ(atomic_load(&u.bad), 0);
+	CHECK_EQ(gmem_file_close(h), 0);
+	CHECK_EQ(gmem_mm_destroy(u.mm), 0);
+	FINISH(u.pool);
+}
+
+/* Open descriptors of this process. */
+static int nr_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * A mapping with a real view unmapped by one thread while another closes
+ * the file and creates the next one in its struct: the view's handler
+ * stops and its descriptors close, whichever of the two reaps it, and
+ * the struct is not reused while a view of its last life is still being
+ * freed (the view's sizes are its file's of that life).  Every byte gmem
+ * allocated is freed with the pool.
+ */
+struct view_unmapper {
+	struct gmem_mm *mm;
+	struct gmem_file *f;
+	int ret;
+};
+
+static void *view_unmap_thread(void *arg)
+{
+	struct view_unmapper *u = arg;
+
+	u->ret = gmem_munmap(u->mm, u->f);
+	return NULL;
+}
+
+static bool test_view_unmap_close_reuse(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_mm *mm;
+	int64_t live0 = gmem_alloc_live_bytes();
+	int fds0;
+
+	CHECK_EQ(gmem_pool_create(MB2, 4, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
+	fds0 = nr_fds();
+	for (int i = 0; i < 300; i++) {
+		struct view_unmapper u = { .mm = mm };
+		struct gmem_file *g;
+		volatile uint8_t *a;
+		void *addr;
+		pthread_t th;
+
+		/* sizes alternate: a view freed with its file's next life's
+		 * sizes would free the wrong amounts */
+		CHECK_EQ(gmem_file_create(pool, (i & 1 ? 1 : 2) * MB2,
+					  GMEM_POLICY_B_LAZY, SHARED, &u.f), 0);
+		CHECK_EQ(gmem_mmap(mm, u.f), 0);
+		CHECK_EQ(gmem_mm_view(mm, u.f, &addr), 0);
+		a = addr;
+		a[K4] = 7;
+		CHECK_EQ(pthread_create(&th, NULL, view_unmap_thread, &u), 0);
+		CHECK_EQ(gmem_file_close(u.f), 0);
+		CHECK_EQ(gmem_file_create(pool, (i & 1 ? 2 : 1) * MB2,
+					  GMEM_POLICY_B_LAZY, SHARED, &g), 0);
+		CHECK_EQ(gmem_file_close(g), 0);
+		pthread_join(th, NULL);
+		CHECK(u.ret == 0 || u.ret == -EBADF);
+	}
+	CHECK_EQ(gmem_mm_destroy(mm), 0);
+	CHECK_EQ(nr_fds(), fds0);
+	CHECK_INVARIANTS(pool);
+	CHECK_BASELINE(pool);
+	gmem_pool_destroy(pool);
+	CHECK_EQ(gmem_alloc_live_bytes(), live0);
+	return true;
+}
+
+/*
+ * Views end with their mapping and their mm: no handler thread and no
+ * descriptor outlives gmem_munmap() or gmem_mm_destroy().
+ */
+static int nr_threads(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool test_view_ends_with_mapping(void)
+{
+	struct gmem_pool *pool;
+	struct gmem_file *f;
+	struct gmem_mm *mm;
+	volatile uint8_t *a;
+	void *addr;
+	int fds0, th0 = nr_threads();
+
+	CHECK_EQ(gmem_pool_create(MB2, 2, GMEM_BACKING_MEMFD, &pool), 0);
+	CHECK_EQ(gmem_file_create(pool, MB2, GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+	fds0 = nr_fds();
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(gmem_mm_create(pool, NULL, &mm), 0);
+		CHECK_EQ(gmem_mmap(mm, f), 0);
+		CHECK_EQ(gmem_mm_view(mm, f, &addr), 0);
+		a = addr;
+		a[i * K4] = (uint8_t)i;
+		CHECK_EQ(a[i * K4], (uint8_t)i);
+		if (i & 1)
+			CHECK_EQ(gmem_munmap(mm, f), 0);
+		CHECK_EQ(gmem_mm_destroy(mm), 0);
+		/* a joined thread may stay listed a moment */
+		for (int k = 0; k < 1000 && nr_threads() != th0; k++)
+			usleep(100);
+		CHECK_EQ(nr_threads(), th0);
+		CHECK_EQ(nr_fds(), fds0);
+	}
+	CHECK_EQ(gmem_file_close(f), 0);
+	FINISH(pool);
+}
+
+/*
+ * gmem_check() walks a copy of the list of files, one file at a time, so
+ * a file may be closed, and its struct taken by a create, between the
+ * copy and its turn: it must skip a struct being set up (its fields are
+ * being written, its arrays not there yet), not check it.
+ */
+struct checker {
+	struct gmem_pool *pool;
+	atomic_bool stop;
+	atomic_uint bad;
+	char why[256];
+};
+
+static void *check_thread(void *arg)
+{
+	struct checker *c = arg;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_relaxed))
+		if (gmem_check(c->pool, c->why, sizeof(c->why)))
+			atomic_fetch_add(&c->bad, 1);
+	return NULL;
+}
+
+static bool test_check_under_reuse(void)
+{
+	struct checker c = { .bad = 0 };
+	struct gmem_file *f;
+	pthread_t th;
+
+	CHECK_EQ(gmem_pool_create(MB2, 64, GMEM_BACKING_MEMFD, &c.pool), 0);
+	CHECK_EQ(pthread_create(&th, NULL, check_thread, &c), 0);
+	for (int i = 0; i < 3000; i++) {
+		CHECK_EQ(gmem_file_create(c.pool, (i & 1 ? 64 : 32) * MB2,
+					  i & 2 ? GMEM_POLICY_4K :
+					  GMEM_POLICY_B_LAZY, SHARED, &f), 0);
+		CHECK_EQ(gmem_file_close(f), 0);
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(th, NULL);
+	if (atomic_load(&c.bad))
+		fprintf(stderr, "gmem_check: %s\n", c.why);
+	CHECK_EQ(atomic_load(&c.bad), 0);
+	FINISH(c.pool);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -421,6 +738,11 @@ int main(void)
 		TEST(test_mm_destroy),
 		TEST(test_policy_default),
 		TEST(test_unmap_close_under_readers),
+		TEST(test_mm_destroy_races_mmap),
+		TEST(test_stale_handle_under_create),
+		TEST(test_view_ends_with_mapping),
+		TEST(test_view_unmap_close_reuse),
+		TEST(test_check_under_reuse),
 		TEST(test_file_churn_no_growth),
 		TEST(test_mm_churn_no_growth),
 	};
