@@ -637,7 +637,6 @@ void huge_free_meta(struct gfile *f, struct ghuge *h);
 bool block_uniform(struct gfile *f, uint64_t pg0, uint64_t pg1, bool *shared);
 
 /* mm.c */
-struct gvma *vma_find(struct gmm *mm, struct gfile *f);
 struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm);
 struct gvma *vma_lookup(struct gfile *f, const struct gmem_mm *mmh);
 struct gvma *vma_find_rcu(struct gfile *f, struct gmm *mm);

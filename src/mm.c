@@ -13,22 +13,10 @@
 
 #include "internal.h"
 
-/** vma_find() - @mm's mapping of @f, or NULL.  Context: invalidate lock. */
-struct gvma *vma_find(struct gmm *mm, struct gfile *f)
-{
-	struct gvma *v;
-
-	pthread_mutex_lock(&mm->lock);
-	for (v = mm->vmas; v; v = v->mm_next)
-		if (v->file == f)
-			break;
-	pthread_mutex_unlock(&mm->lock);
-	return v;
-}
-
 /**
- * vma_find_locked() - as vma_find(), from the file's side: a mapping is on
- * its file's list and its mm's together (both locks held to change them).
+ * vma_find_locked() - @mm's mapping of @f, or NULL, from the file's side: a
+ * mapping is on its file's list and its mm's together (both locks held to
+ * change them).
  * Context: file lock.
  */
 struct gvma *vma_find_locked(struct gfile *f, struct gmm *mm)
