@@ -547,10 +547,11 @@ void views_unmark(struct gfile *f, uint64_t pg0, uint64_t pg1)
 }
 
 /**
- * view_detach() - @v goes (its file closes): unmap its view at once and
- * queue it on the file for views_reap(), which stops its thread once no
- * lock is held (the thread may be waiting for the invalidate lock).
- * Context: invalidate lock exclusive, file lock; entries already zapped.
+ * view_detach() - @v's view goes (gmem_mm_unview(), or its mapping goes:
+ * munmap, mm destroy, close): unmap it at once (its real PTEs with it)
+ * and queue it on the file for views_reap(), which stops its thread once
+ * no lock is held (the thread may be waiting for the invalidate lock).
+ * Context: invalidate lock exclusive, file lock.
  */
 void view_detach(struct gfile *f, struct gvma *v)
 {
@@ -833,7 +834,6 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
 {
 	struct gfile *f = to_file(file);
-	struct gview *w = NULL;
 	struct gvma *v;
 	int ret;
 
@@ -847,27 +847,14 @@ int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
 		return ret;
 	pthread_mutex_lock(&f->lock);
 	v = vma_lookup(f, mmp);
-	if (!v || !v->view) {
+	if (!v || !v->view)
 		ret = -ENOENT;
-	} else {
-		w = v->view;
-		/* before the uffd closes (view_free()): see there */
-		munmap(w->base, w->size);
-		w->vma = NULL;
-		v->view = NULL;
-		/* as views_reap(): no reuse of the struct while the server
-		 * may still be in view_fault() on it */
-		f->reaping++;
-	}
+	else
+		view_detach(f, v);
 	pthread_mutex_unlock(&f->lock);
 	invalidate_unlock(f);
 	/* no lock: the server may be waiting for the invalidate lock */
-	if (w) {
-		view_free(w);
-		pthread_mutex_lock(&f->lock);
-		f->reaping--;
-		pthread_mutex_unlock(&f->lock);
-	}
+	views_reap(f);
 	return ret;
 }
 
