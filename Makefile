@@ -57,6 +57,13 @@ EXAMPLE_FILES := $(sort $(wildcard examples/*.c examples/*.trace))
 # Libraries the library needs beyond libc (e.g. -lurcu) go here.
 GMEM_LIBS := -lurcu-bp
 
+# liburcu-dev is the one package the build needs beyond a C toolchain: on
+# a fresh Debian machine tools/deps.sh installs it (as root), or says how.
+ifeq ($(wildcard /usr/include/urcu/urcu-bp.h /usr/include/*/urcu/urcu-bp.h \
+		  /usr/local/include/urcu/urcu-bp.h),)
+$(shell tools/deps.sh liburcu-dev)
+endif
+
 GMEM_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS)
 # -fPIC: one set of objects serves the static and the shared library.
 GMEM_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -g -pthread \
