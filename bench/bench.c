@@ -513,6 +513,27 @@ static void memfd_2m_free(int fd, uint8_t *p)
 
 /* ------------------------------------------------------ kernel anchors */
 
+/*
+ * k.refault.4k's samples into @s (opt.bruns of them): each of the 512
+ * pages of the 2 MiB memfd mapping @p, zapped by MADV_DONTNEED, written
+ * again; ns per page.
+ */
+static void refault_samples(uint8_t *p, double *s)
+{
+	volatile uint8_t *v = p;
+
+	for (unsigned int r = 0; r < opt.warm + opt.bruns; r++) {
+		uint64_t t0;
+
+		S(madvise(p, 2U << 20, MADV_DONTNEED));
+		t0 = now_ns();
+		for (unsigned int i = 0; i < PTRS; i++)
+			v[i * PG] = (uint8_t)r;
+		if (r >= opt.warm)
+			s[r - opt.warm] = (double)(now_ns() - t0) / PTRS;
+	}
+}
+
 static void anchor_zap_refault(void)
 {
 	const unsigned int batch = 16;
@@ -537,16 +558,7 @@ static void anchor_zap_refault(void)
 		report("k.zap+refault.4k", s, opt.runs, batch, NULL);
 	}
 	if (wanted("k.refault.4k")) {
-		for (unsigned int r = 0; r < opt.warm + opt.bruns; r++) {
-			uint64_t t0;
-
-			S(madvise(p, 2U << 20, MADV_DONTNEED));
-			t0 = now_ns();
-			for (unsigned int i = 0; i < PTRS; i++)
-				v[i * PG] = (uint8_t)r;
-			if (r >= opt.warm)
-				s[r - opt.warm] = (double)(now_ns() - t0) / PTRS;
-		}
+		refault_samples(p, s);
 		report("k.refault.4k", s, opt.bruns, PTRS, NULL);
 	}
 	memfd_2m_free(fd, p);
@@ -1253,22 +1265,11 @@ static void bench_pin_all(void)
 static double refault_local(void)
 {
 	double *s = samples_alloc(opt.bruns), ns;
-	volatile uint8_t *v;
 	uint8_t *p;
 	int fd;
 
 	p = memfd_2m(&fd);
-	v = p;
-	for (unsigned int r = 0; r < opt.warm + opt.bruns; r++) {
-		uint64_t t0;
-
-		S(madvise(p, 2U << 20, MADV_DONTNEED));
-		t0 = now_ns();
-		for (unsigned int i = 0; i < PTRS; i++)
-			v[i * PG] = (uint8_t)r;
-		if (r >= opt.warm)
-			s[r - opt.warm] = (double)(now_ns() - t0) / PTRS;
-	}
+	refault_samples(p, s);
 	ns = median(s, opt.bruns);
 	memfd_2m_free(fd, p);
 	free(s);

@@ -831,22 +831,40 @@ int gmem_mm_view(struct gmem_mm *mmp, struct gmem_file *file, void **addr)
 
 /* ------------------------------------------------------------ teardown */
 
-int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
+/*
+ * The common start of a call on @mmp's view of @file: the arguments, the
+ * mm's handle, the invalidate lock (exclusive with @excl) and the file
+ * lock, and *@v, @mmp's mapping of @file or NULL.  Return: 0 with both
+ * locks held; -EINVAL or -EBADF with none.
+ */
+static int view_enter(struct gmem_mm *mmp, struct gmem_file *file, bool excl,
+		      struct gvma **v)
 {
 	struct gfile *f = to_file(file);
-	struct gvma *v;
 	int ret;
 
 	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
 		return -EINVAL;
 	if (!mm_handle_live(mmp))
 		return -EBADF;
-	/* exclusive: no zap, conversion or fault runs on the view */
-	ret = file_enter(f, handle_gen(file));
+	ret = excl ? file_enter(f, handle_gen(file)) :
+		     file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&f->lock);
-	v = vma_lookup(f, mmp);
+	*v = vma_lookup(f, mmp);
+	return 0;
+}
+
+int gmem_mm_unview(struct gmem_mm *mmp, struct gmem_file *file)
+{
+	struct gfile *f = to_file(file);
+	struct gvma *v;
+	/* exclusive: no zap, conversion or fault runs on the view */
+	int ret = view_enter(mmp, file, true, &v);
+
+	if (ret)
+		return ret;
 	if (!v || !v->view)
 		ret = -ENOENT;
 	else
@@ -870,17 +888,10 @@ static int view_get(struct gmem_mm *mmp, struct gmem_file *file,
 {
 	struct gfile *f = to_file(file);
 	struct gvma *v;
-	int ret;
+	int ret = view_enter(mmp, file, false, &v);
 
-	if (!mmp || !file || to_mm(mmp)->pool != f->pool)
-		return -EINVAL;
-	if (!mm_handle_live(mmp))
-		return -EBADF;
-	ret = file_enter_shared(f, handle_gen(file));
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&f->lock);
-	v = vma_lookup(f, mmp);
 	if (!v || !v->view) {
 		ret = -ENOENT;
 	} else if (!v->view->self_serve) {

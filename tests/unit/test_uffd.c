@@ -122,10 +122,10 @@ static int store(uint8_t *view, uint64_t off, uint8_t val, void **at)
 	return touch(view + off, true, &val, at);
 }
 
-/* Open descriptors of this process. */
-static int nr_fds(void)
+/* Entries of the directory @path, "." and ".." included; -1 if none. */
+static int nr_entries(const char *path)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(path);
 	int n = 0;
 
 	if (!d)
@@ -134,6 +134,12 @@ static int nr_fds(void)
 		n++;
 	closedir(d);
 	return n;
+}
+
+/* Open descriptors of this process. */
+static int nr_fds(void)
+{
+	return nr_entries("/proc/self/fd");
 }
 
 /* Whether [p, p + len) is mapped at all in this process. */
@@ -882,15 +888,7 @@ static bool test_view_refcount_limit(void)
 /* Threads of this process (/proc/self/task). */
 static int nr_tasks(void)
 {
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
+	return nr_entries("/proc/self/task");
 }
 
 /*
